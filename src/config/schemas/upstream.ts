@@ -1,0 +1,75 @@
+import { type Static, Type } from "@sinclair/typebox";
+import { DescSchema, IdSchema, LabelsSchema, NameSchema, TimeoutSchema, TimestampSchema } from "./common.js";
+
+export const UpstreamNodeSchema = Type.Object(
+  {
+    host: Type.String({ minLength: 1 }),
+    port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+    weight: Type.Integer({ minimum: 0 }),
+    priority: Type.Optional(Type.Integer({ default: 0 })),
+    metadata: Type.Optional(Type.Object({}, { additionalProperties: true })),
+  },
+  { additionalProperties: true },
+);
+export type UpstreamNodeConfig = Static<typeof UpstreamNodeSchema>;
+
+/** APISIX accepts nodes as an array of objects, or as a `{"host:port": weight}` hash. */
+export const UpstreamNodesSchema = Type.Union([
+  Type.Array(UpstreamNodeSchema),
+  Type.Record(Type.String({ pattern: "^\\S+$" }), Type.Integer({ minimum: 0 })),
+]);
+
+export const UpstreamSchema = Type.Object(
+  {
+    id: Type.Optional(IdSchema),
+    name: Type.Optional(NameSchema),
+    desc: Type.Optional(DescSchema),
+    labels: Type.Optional(LabelsSchema),
+    nodes: Type.Optional(UpstreamNodesSchema),
+    service_name: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    discovery_type: Type.Optional(Type.String()),
+    discovery_args: Type.Optional(Type.Object({}, { additionalProperties: true })),
+    type: Type.Optional(Type.String({ default: "roundrobin" })),
+    hash_on: Type.Optional(
+      Type.Union(
+        [
+          Type.Literal("vars"),
+          Type.Literal("header"),
+          Type.Literal("cookie"),
+          Type.Literal("consumer"),
+          Type.Literal("vars_combinations"),
+        ],
+        { default: "vars" },
+      ),
+    ),
+    key: Type.Optional(Type.String()),
+    checks: Type.Optional(Type.Object({}, { additionalProperties: true })),
+    retries: Type.Optional(Type.Integer({ minimum: 0 })),
+    retry_timeout: Type.Optional(Type.Number({ minimum: 0 })),
+    timeout: Type.Optional(TimeoutSchema),
+    pass_host: Type.Optional(
+      Type.Union([Type.Literal("pass"), Type.Literal("node"), Type.Literal("rewrite")], { default: "pass" }),
+    ),
+    upstream_host: Type.Optional(Type.String()),
+    scheme: Type.Optional(
+      Type.Union([Type.Literal("http"), Type.Literal("https"), Type.Literal("grpc"), Type.Literal("grpcs")], {
+        default: "http",
+      }),
+    ),
+    keepalive_pool: Type.Optional(
+      Type.Object(
+        {
+          size: Type.Integer({ minimum: 1, default: 320 }),
+          idle_timeout: Type.Number({ minimum: 0, default: 60 }),
+          requests: Type.Integer({ minimum: 1, default: 1000 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    tls: Type.Optional(Type.Object({}, { additionalProperties: true })),
+    create_time: Type.Optional(TimestampSchema),
+    update_time: Type.Optional(TimestampSchema),
+  },
+  { additionalProperties: false },
+);
+export type UpstreamConfig = Static<typeof UpstreamSchema>;

@@ -1,0 +1,52 @@
+/**
+ * The gateway's runtime configuration after conf/config.yaml is loaded, environment overrides applied and
+ * defaults filled. The YAML file's own shape (APISIX-like) lives in config/load.ts; everything downstream
+ * of the loader reads only this normalized form.
+ */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export type AdminRole = "admin" | "viewer";
+
+export interface AdminKey {
+  name: string;
+  key: string;
+  role: AdminRole;
+}
+
+export type StoreConfig =
+  | { provider: "embedded" }
+  | {
+      provider: "etcd";
+      hosts: string[];
+      prefix: string;
+      timeoutMs: number;
+      user?: string;
+      password?: string;
+    };
+
+export interface WeirConfig {
+  /** Where the embedded store, the generated admin key and other state live. */
+  dataDir: string;
+  proxy: {
+    listen: ListenAddress[];
+  };
+  admin: {
+    enabled: boolean;
+    listen: ListenAddress;
+    keys: AdminKey[];
+    /** CIDRs allowed to reach the Admin API (APISIX `allow_admin`); empty = allow all. */
+    allow: string[];
+  };
+  store: StoreConfig;
+  /** Names of enabled plugins; a route naming another plugin is rejected by the Admin API. */
+  plugins: string[];
+  accessLog: {
+    /** File path, "stdout", or null for off. */
+    path: string | null;
+  };
+  /** How long SIGTERM waits for in-flight requests before closing them. */
+  shutdownTimeoutMs: number;
+}

@@ -1,0 +1,9 @@
+import type { Plugin } from "./types.js";
+
+/**
+ * Every plugin Weir ships, by name. Adding a plugin = one file in this folder + one line here.
+ * `conf/config.yaml`'s `plugins:` list selects which of these are enabled.
+ */
+const builtins: Plugin[] = [];
+
+export const pluginRegistry: ReadonlyMap<string, Plugin> = new Map(builtins.map((p) => [p.name, p]));

@@ -1,0 +1,65 @@
+import type { TSchema } from "@sinclair/typebox";
+import type { PluginContext } from "./context.js";
+
+/** The request lifecycle, in order. Global rules run each request phase before the route's plugins do. */
+export const PHASES = ["rewrite", "access", "before_proxy", "header_filter", "body_filter", "log"] as const;
+export type Phase = (typeof PHASES)[number];
+
+/**
+ * An answer a plugin gives instead of proxying. Errors are values: a plugin that rejects a request returns
+ * a Reply from rewrite/access/before_proxy; it does not throw.
+ */
+export interface Reply {
+  status: number;
+  /** Objects are sent as JSON; strings and buffers as they are. */
+  body?: string | Buffer | Record<string, unknown>;
+  headers?: Record<string, string>;
+}
+
+export type PhaseResult = Reply | undefined | void;
+export type MaybeAsync<T> = T | Promise<T>;
+
+/** Where a plugin config came from; used to key per-instance state (counters, caches). */
+export interface PluginScope {
+  /** e.g. "route", "service", "global_rule", "plugin_config", "consumer", "consumer_group". */
+  kind: string;
+  /** id of the resource (username for consumers). */
+  id: string;
+  /** modifiedIndex of the resource; changes on every write to it. */
+  revision: number;
+}
+
+/**
+ * A plugin is one module: name, priority, schemas, and the phase functions it implements, in lifecycle
+ * order. `compile` runs once per config change (never per request) and turns the validated config into
+ * the state the phases use: compiled regexes, counters, lookup tables.
+ */
+export interface Plugin<Conf = any, State = Conf> {
+  name: string;
+  /** Higher runs first within a phase (APISIX's ordering). */
+  priority: number;
+  version?: string;
+  /** "auth" plugins identify consumers; others are ordinary. */
+  type?: "auth";
+  /** JSON Schema of the route/service/global-rule config. Ajv fills `default`s into the stored config. */
+  schema: TSchema;
+  /** JSON Schema of the config a consumer carries for this plugin (auth plugins). */
+  consumerSchema?: TSchema;
+  /** JSON Schema of `/apisix/admin/plugin_metadata/<name>`. */
+  metadataSchema?: TSchema;
+  /** Cross-field checks the schema cannot express; return a message naming the field, or undefined. */
+  check?(conf: Conf): string | undefined;
+  compile?(conf: Conf, scope: PluginScope): State;
+  /** Called when a compiled instance leaves the active config, to stop timers and free state. */
+  destroy?(state: State): void;
+
+  rewrite?(state: State, ctx: PluginContext): MaybeAsync<PhaseResult>;
+  access?(state: State, ctx: PluginContext): MaybeAsync<PhaseResult>;
+  before_proxy?(state: State, ctx: PluginContext): MaybeAsync<PhaseResult>;
+  /** Runs once the upstream (or a Reply) status and headers are known, before they are sent. Synchronous. */
+  header_filter?(state: State, ctx: PluginContext): void;
+  /** Sees each response chunk; returns the chunk to send (possibly replaced). `eof` marks the last call. */
+  body_filter?(state: State, ctx: PluginContext, chunk: Buffer, eof: boolean): Buffer;
+  /** After the response is complete (or aborted). Must not throw; must not delay the response. */
+  log?(state: State, ctx: PluginContext): void;
+}
