@@ -1,0 +1,33 @@
+/**
+ * "Who to talk to": a balancer picks a node for one attempt of one request. Transport ("how to talk") is
+ * the connection pool's job; health is the health checker's. Balancers are built once per config change.
+ */
+export interface UpstreamNode {
+  host: string;
+  port: number;
+  weight: number;
+  /** Higher priority tiers are used first; lower tiers only when every node above was tried (backup nodes). */
+  priority: number;
+  /** `host:port`, unique within an upstream; used for the tried-set and pool lookup. */
+  readonly key: string;
+  metadata?: Record<string, unknown>;
+}
+
+/** What a balancer may read about the request (hash keys for chash, etc.). */
+export interface BalancerRequest {
+  var(name: string): string | undefined;
+}
+
+export interface Balancer {
+  /**
+   * The node for the next attempt, skipping nodes in `tried`; undefined when no untried node remains.
+   * Must not allocate on the common first attempt (tried undefined).
+   */
+  pick(request: BalancerRequest, tried: ReadonlySet<string> | undefined): UpstreamNode | undefined;
+  /** An attempt to `node` started (least_conn, ewma bookkeeping). */
+  onAttemptStart?(node: UpstreamNode): void;
+  /** An attempt to `node` finished after `latencyMs`; `failed` for connect errors/timeouts. */
+  onAttemptEnd?(node: UpstreamNode, latencyMs: number, failed: boolean): void;
+}
+
+export type BalancerFactory = (nodes: readonly UpstreamNode[], options: { key?: string; hashOn?: string }) => Balancer;
