@@ -1,0 +1,60 @@
+import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import { dirname } from "node:path";
+import { performance } from "node:perf_hooks";
+import type { RequestContext } from "../proxy/context.js";
+
+export interface AccessLog {
+  write(ctx: RequestContext): void;
+  close(): Promise<void>;
+}
+
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/**
+ * APISIX's default access log line (nginx `main` format plus upstream fields), written through a buffered
+ * stream so logging never blocks the proxy path on disk I/O. `path` null turns it off.
+ */
+export function createAccessLog(path: string | null): AccessLog | undefined {
+  if (path === null || path === "off") return undefined;
+  let stream: WriteStream | NodeJS.WriteStream;
+  if (path === "stdout") stream = process.stdout;
+  else {
+    mkdirSync(dirname(path), { recursive: true });
+    stream = createWriteStream(path, { flags: "a", mode: 0o640 });
+  }
+  let cachedSecond = 0;
+  let cachedTime = "";
+  const timeLocal = (): string => {
+    const now = Date.now();
+    const second = Math.floor(now / 1000);
+    if (second !== cachedSecond) {
+      cachedSecond = second;
+      cachedTime = formatTime(new Date(now));
+    }
+    return cachedTime;
+  };
+  return {
+    write(ctx) {
+      const req = ctx.req;
+      const seconds = ((performance.now() - ctx.startTime) / 1000).toFixed(3);
+      const upstreamTime = ctx.upstreamHeaderTime > 0 ? (ctx.upstreamHeaderTime / 1000).toFixed(3) : "-";
+      const line =
+        `${ctx.remoteAddr} - - [${timeLocal()}] ${req.headers.host ?? "-"} "${req.method} ${req.url} HTTP/${req.httpVersion}" ` +
+        `${ctx.status} ${ctx.bytesSent} ${seconds} "${req.headers.referer ?? "-"}" "${req.headers["user-agent"] ?? "-"}" ` +
+        `${ctx.upstreamAddr ?? "-"} ${ctx.upstreamStatuses?.join(", ") ?? "-"} ${upstreamTime} "${ctx.upstreamUri}"\n`;
+      stream.write(line);
+    },
+    close() {
+      if (stream === process.stdout) return Promise.resolve();
+      return new Promise((resolve) => (stream as WriteStream).end(() => resolve()));
+    },
+  };
+}
+
+function formatTime(d: Date): string {
+  const pad = (n: number) => (n < 10 ? `0${n}` : String(n));
+  const offset = -d.getTimezoneOffset();
+  const sign = offset >= 0 ? "+" : "-";
+  const abs = Math.abs(offset);
+  return `${pad(d.getDate())}/${MONTHS[d.getMonth()]}/${d.getFullYear()}:${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${sign}${pad(Math.floor(abs / 60))}${pad(abs % 60)}`;
+}

@@ -1,0 +1,334 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { performance } from "node:perf_hooks";
+import type { PluginContext } from "../plugins/context.js";
+import type { CompiledRoute, Snapshot } from "./snapshot.js";
+
+type HeaderOp = { name: string; lower: string; value: string | undefined; add: boolean };
+
+/**
+ * One request's state, created once when the request arrives and passed to every phase. It is the
+ * PluginContext plugins see, the VarSource the router and expressions read, and the BalancerRequest
+ * balancers hash on. Everything optional is created lazily so the plain proxy path allocates little.
+ */
+export class RequestContext implements PluginContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly snapshot: Snapshot;
+  readonly startTime: number;
+  readonly method: string;
+  readonly path: string;
+  readonly query: string;
+  readonly remoteAddr: string;
+  /** Host header without port, lower-cased (nginx `$host`). */
+  readonly host: string;
+
+  route: CompiledRoute | undefined = undefined;
+  uriParams: Record<string, string> | undefined = undefined;
+
+  upstreamUri: string;
+  upstreamMethod: string;
+  upstreamHost: string | undefined = undefined;
+
+  status = 0;
+  /** Upstream statuses of every attempt, for `X-APISIX-Upstream-Status` and the log. */
+  upstreamStatuses: number[] | undefined = undefined;
+  upstreamAddr: string | undefined = undefined;
+  attempts = 0;
+  /** ms since startTime when the upstream answered with headers (first attempt that did). */
+  upstreamHeaderTime = 0;
+  bytesSent = 0;
+
+  /** Request header changes plugins asked for; applied when the upstream request is built. */
+  requestHeaderOps: HeaderOp[] | undefined = undefined;
+  /** Response header changes plugins asked for; applied before the response head is written. */
+  responseHeaderOps: HeaderOp[] | undefined = undefined;
+  /** Upstream response headers as raw name/value pairs, once known. */
+  responseHeaders: string[] | undefined = undefined;
+
+  /** The buffered request body when a plugin read or replaced it; the proxy then sends this copy. */
+  body: Buffer | undefined = undefined;
+  private bodyPromise: Promise<Buffer> | undefined = undefined;
+
+  private customVars: Map<string, string> | undefined = undefined;
+  private queryArgs: URLSearchParams | undefined = undefined;
+  private cookies: Map<string, string> | undefined = undefined;
+  private jsonBody: unknown = undefined;
+  private _pluginData: Map<string, unknown> | undefined = undefined;
+
+  constructor(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot) {
+    this.req = req;
+    this.res = res;
+    this.snapshot = snapshot;
+    this.startTime = performance.now();
+    this.method = req.method ?? "GET";
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    this.path = q === -1 ? url : url.slice(0, q);
+    this.query = q === -1 ? "" : url.slice(q + 1);
+    this.remoteAddr = normalizeAddress(req.socket.remoteAddress);
+    this.host = hostWithoutPort(req.headers.host);
+    this.upstreamUri = url;
+    this.upstreamMethod = this.method;
+  }
+
+  get routeId(): string | undefined {
+    return this.route?.id;
+  }
+
+  get serviceId(): string | undefined {
+    return this.route?.serviceId;
+  }
+
+  get pluginData(): Map<string, unknown> {
+    this._pluginData ??= new Map();
+    return this._pluginData;
+  }
+
+  // ---- variables ------------------------------------------------------------------------------------------
+
+  var(name: string): string | undefined {
+    if (this.customVars !== undefined) {
+      const v = this.customVars.get(name);
+      if (v !== undefined) return v;
+    }
+    switch (name) {
+      case "uri":
+        return this.path;
+      case "request_uri":
+        return this.req.url;
+      case "args":
+      case "query_string":
+        return this.query === "" ? undefined : this.query;
+      case "is_args":
+        return this.query === "" ? "" : "?";
+      case "host":
+        return this.host;
+      case "remote_addr":
+        return this.remoteAddr;
+      case "remote_port":
+        return String(this.req.socket.remotePort ?? "");
+      case "server_addr":
+        return normalizeAddress(this.req.socket.localAddress);
+      case "server_port":
+        return String(this.req.socket.localPort ?? "");
+      case "request_method":
+        return this.method;
+      case "scheme":
+        return "encrypted" in this.req.socket ? "https" : "http";
+      case "server_protocol":
+        return `HTTP/${this.req.httpVersion}`;
+      case "route_id":
+        return this.route?.id;
+      case "route_name":
+        return this.route?.name;
+      case "service_id":
+        return this.route?.serviceId;
+      case "service_name":
+        return this.route?.serviceName;
+      case "upstream_uri":
+        return this.upstreamUri;
+      case "upstream_addr":
+        return this.upstreamAddr;
+      case "upstream_status":
+        return this.upstreamStatuses?.join(", ");
+      case "status":
+        return this.status === 0 ? undefined : String(this.status);
+      case "request_time":
+        return ((performance.now() - this.startTime) / 1000).toFixed(3);
+      case "content_type":
+        return this.req.headers["content-type"];
+      case "content_length":
+        return this.req.headers["content-length"];
+      case "http_user_agent":
+        return this.req.headers["user-agent"];
+      case "http_host":
+        return this.req.headers.host;
+    }
+    if (name.startsWith("http_")) return this.headerVar(name);
+    if (name.startsWith("arg_")) {
+      this.queryArgs ??= new URLSearchParams(this.query);
+      return this.queryArgs.get(name.slice(4)) ?? undefined;
+    }
+    if (name.startsWith("cookie_")) return this.cookie(name.slice(7));
+    if (name.startsWith("post_arg.")) return this.postArg(name.slice(9));
+    return undefined;
+  }
+
+  setVar(name: string, value: string): void {
+    this.customVars ??= new Map();
+    this.customVars.set(name, value);
+  }
+
+  private headerVar(name: string): string | undefined {
+    const value = this.req.headers[name.slice(5).replaceAll("_", "-")];
+    if (value === undefined) return undefined;
+    return typeof value === "string" ? value : value.join(", ");
+  }
+
+  private cookie(name: string): string | undefined {
+    if (this.cookies === undefined) {
+      this.cookies = new Map();
+      const header = this.req.headers.cookie;
+      if (header !== undefined) {
+        for (const part of header.split(";")) {
+          const eq = part.indexOf("=");
+          if (eq === -1) continue;
+          const key = part.slice(0, eq).trim();
+          if (!this.cookies.has(key)) this.cookies.set(key, part.slice(eq + 1).trim());
+        }
+      }
+    }
+    return this.cookies.get(name);
+  }
+
+  /** `post_arg.a.b` reads a dotted path from a JSON body that was buffered before routing. */
+  private postArg(path: string): string | undefined {
+    if (this.jsonBody === undefined) {
+      if (this.body === undefined) return undefined;
+      try {
+        this.jsonBody = JSON.parse(this.body.toString("utf8"));
+      } catch {
+        this.jsonBody = null;
+      }
+    }
+    let cur: unknown = this.jsonBody;
+    for (const part of path.split(".")) {
+      if (cur === null || typeof cur !== "object") return undefined;
+      cur = (cur as Record<string, unknown>)[part];
+    }
+    if (cur === undefined || cur === null) return undefined;
+    return typeof cur === "object" ? JSON.stringify(cur) : String(cur);
+  }
+
+  // ---- request headers ------------------------------------------------------------------------------------
+
+  getRequestHeader(name: string): string | undefined {
+    const lower = name.toLowerCase();
+    const ops = this.requestHeaderOps;
+    if (ops !== undefined) {
+      for (let i = ops.length - 1; i >= 0; i--) {
+        const op = ops[i]!;
+        if (op.lower === lower) return op.value;
+      }
+    }
+    const value = this.req.headers[lower];
+    return typeof value === "string" || value === undefined ? value : value.join(", ");
+  }
+
+  setRequestHeader(name: string, value: string): void {
+    (this.requestHeaderOps ??= []).push({ name, lower: name.toLowerCase(), value, add: false });
+  }
+
+  addRequestHeader(name: string, value: string): void {
+    (this.requestHeaderOps ??= []).push({ name, lower: name.toLowerCase(), value, add: true });
+  }
+
+  removeRequestHeader(name: string): void {
+    (this.requestHeaderOps ??= []).push({ name, lower: name.toLowerCase(), value: undefined, add: false });
+  }
+
+  // ---- request body ---------------------------------------------------------------------------------------
+
+  readBody(): Promise<Buffer> {
+    if (this.body !== undefined) return Promise.resolve(this.body);
+    this.bodyPromise ??= readWhole(this.req, this.snapshot.maxBufferedBody).then((buf) => {
+      this.body = buf;
+      return buf;
+    });
+    return this.bodyPromise;
+  }
+
+  setBody(body: Buffer | string): void {
+    this.body = typeof body === "string" ? Buffer.from(body) : body;
+    this.jsonBody = undefined;
+  }
+
+  // ---- response headers -----------------------------------------------------------------------------------
+
+  getResponseHeader(name: string): string | undefined {
+    const lower = name.toLowerCase();
+    const ops = this.responseHeaderOps;
+    if (ops !== undefined) {
+      for (let i = ops.length - 1; i >= 0; i--) {
+        const op = ops[i]!;
+        if (op.lower === lower) return op.value;
+      }
+    }
+    const raw = this.responseHeaders;
+    if (raw === undefined) return undefined;
+    for (let i = 0; i < raw.length; i += 2) {
+      if (raw[i]!.length === lower.length && raw[i]!.toLowerCase() === lower) return raw[i + 1];
+    }
+    return undefined;
+  }
+
+  setResponseHeader(name: string, value: string): void {
+    (this.responseHeaderOps ??= []).push({ name, lower: name.toLowerCase(), value, add: false });
+  }
+
+  addResponseHeader(name: string, value: string): void {
+    (this.responseHeaderOps ??= []).push({ name, lower: name.toLowerCase(), value, add: true });
+  }
+
+  removeResponseHeader(name: string): void {
+    (this.responseHeaderOps ??= []).push({ name, lower: name.toLowerCase(), value: undefined, add: false });
+  }
+}
+
+/** Applies set/add/remove operations to a flat [name, value, ...] header list, in order. */
+export function applyHeaderOps(headers: string[], ops: HeaderOp[]): string[] {
+  let out = headers;
+  for (const op of ops) {
+    if (!op.add) {
+      const kept: string[] = [];
+      for (let i = 0; i < out.length; i += 2) {
+        if (out[i]!.toLowerCase() !== op.lower) kept.push(out[i]!, out[i + 1]!);
+      }
+      out = kept;
+    }
+    if (op.value !== undefined) out.push(op.name, op.value);
+  }
+  return out;
+}
+
+export class BodyTooLargeError extends Error {
+  constructor(limit: number) {
+    super(`request body exceeds ${limit} bytes`);
+    this.name = "BodyTooLargeError";
+  }
+}
+
+function readWhole(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners("data");
+        req.resume();
+        reject(new BodyTooLargeError(limit));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+    req.once("error", reject);
+  });
+}
+
+/** Strips the IPv4-mapped IPv6 prefix so `::ffff:127.0.0.1` reads as APISIX's `127.0.0.1`. */
+export function normalizeAddress(address: string | undefined): string {
+  if (address === undefined) return "";
+  return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
+}
+
+function hostWithoutPort(host: string | undefined): string {
+  if (host === undefined || host === "") return "";
+  if (host.charCodeAt(0) === 91 /* [ */) {
+    const end = host.indexOf("]");
+    return (end === -1 ? host : host.slice(0, end + 1)).toLowerCase();
+  }
+  const colon = host.indexOf(":");
+  return (colon === -1 ? host : host.slice(0, colon)).toLowerCase();
+}

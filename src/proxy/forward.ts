@@ -1,0 +1,303 @@
+import type { Dispatcher } from "undici";
+import type { CompiledNode, CompiledUpstream } from "../upstream/upstream.js";
+import { applyHeaderOps, type RequestContext } from "./context.js";
+import { connectionTokens, isHopByHopResponseHeader, isManagedRequestHeader } from "./headers.js";
+import type { ResponseWriter } from "./response.js";
+
+/** Why an attempt failed, as the client and the retry logic see it. */
+const enum Failure {
+  Connect = 502,
+  Timeout = 504,
+}
+
+class SendTimeoutError extends Error {
+  readonly code = "WEIR_SEND_TIMEOUT";
+}
+
+class ClientGoneError extends Error {
+  readonly code = "WEIR_CLIENT_GONE";
+}
+
+/**
+ * One proxied request: picks nodes, dispatches to their pools, retries connect errors and timeouts on
+ * untried nodes (APISIX's proxy_next_upstream error timeout), and streams the answer to the client with
+ * back-pressure. It is undici's dispatch handler itself (the callback API undici uses internally), so a
+ * request costs this object and no promise chain.
+ */
+export class UpstreamCall implements Dispatcher.DispatchHandler {
+  private readonly ctx: RequestContext;
+  private readonly upstream: CompiledUpstream;
+  private readonly writer: ResponseWriter;
+  private node: CompiledNode | undefined = undefined;
+  private tried: Set<string> | undefined = undefined;
+  private abortAttempt: ((err?: Error) => void) | undefined = undefined;
+  private resumeUpstream: (() => void) | undefined = undefined;
+  private attemptStart = 0;
+  private firstAttemptStart = 0;
+  private headers: string[] | undefined = undefined;
+  private headersForNode: CompiledNode | undefined = undefined;
+  private readonly hasBody: boolean;
+  private sendTimer: NodeJS.Timeout | undefined = undefined;
+  private responseStarted = false;
+  private finished = false;
+
+  constructor(ctx: RequestContext, upstream: CompiledUpstream, writer: ResponseWriter) {
+    this.ctx = ctx;
+    this.upstream = upstream;
+    this.writer = writer;
+    const h = ctx.req.headers;
+    this.hasBody =
+      ctx.body !== undefined ||
+      h["transfer-encoding"] !== undefined ||
+      (h["content-length"] !== undefined && h["content-length"] !== "0");
+    ctx.res.once("close", this.onClientClose);
+  }
+
+  start(): void {
+    this.firstAttemptStart = performance.now();
+    this.attempt();
+  }
+
+  private attempt(): void {
+    const ctx = this.ctx;
+    const node = this.upstream.balancer.pick(ctx, this.tried) as CompiledNode | undefined;
+    if (node === undefined) {
+      if (ctx.attempts === 0) this.writer.error(ctx, 503, "no valid upstream node");
+      else this.writer.error(ctx, this.lastFailure, "all upstream nodes failed");
+      return;
+    }
+    this.node = node;
+    ctx.attempts++;
+    ctx.upstreamAddr = node.key;
+    this.upstream.balancer.onAttemptStart?.(node);
+    this.attemptStart = performance.now();
+    if (this.headers === undefined || (this.upstream.passHost === "node" && this.headersForNode !== node)) {
+      this.headers = this.buildHeaders(node);
+      this.headersForNode = node;
+    }
+    const readTimeout = this.upstream.readTimeoutMs;
+    const body = ctx.body !== undefined ? ctx.body : this.hasBody ? ctx.req : null;
+    try {
+      node.pool.dispatch(
+        {
+          path: ctx.upstreamUri,
+          method: ctx.upstreamMethod as Dispatcher.HttpMethod,
+          headers: this.headers,
+          body,
+          headersTimeout: readTimeout,
+          bodyTimeout: readTimeout,
+          // We decide about retries ourselves; undici must not replay a request on its own.
+          idempotent: false,
+        },
+        this,
+      );
+    } catch (err) {
+      this.onError(err as Error);
+      return;
+    }
+    if (this.hasBody && ctx.body === undefined) {
+      this.sendTimer = setTimeout(this.onSendTimeout, this.upstream.sendTimeoutMs);
+      this.sendTimer.unref();
+    }
+  }
+
+  // ---- undici handler callbacks ---------------------------------------------------------------------------
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortAttempt = abort;
+    if (this.finished) abort(new ClientGoneError("client closed the connection"));
+  }
+
+  onBodySent(): void {
+    this.sendTimer?.refresh();
+  }
+
+  onRequestSent(): void {
+    this.clearSendTimer();
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true; // 1xx interim responses are not relayed
+    this.clearSendTimer();
+    const ctx = this.ctx;
+    this.resumeUpstream = resume;
+    this.responseStarted = true;
+    (ctx.upstreamStatuses ??= []).push(statusCode);
+    ctx.upstreamHeaderTime = performance.now() - ctx.startTime;
+    ctx.status = statusCode;
+    ctx.responseHeaders = responseHeadersOf(rawHeaders);
+    this.writer.head(ctx);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    const ok = this.writer.data(this.ctx, chunk);
+    if (!ok) this.ctx.res.once("drain", this.onDrain);
+    return ok;
+  }
+
+  onComplete(): void {
+    this.finished = true;
+    this.upstream.balancer.onAttemptEnd?.(this.node!, performance.now() - this.attemptStart, false);
+    this.ctx.res.off("close", this.onClientClose);
+    this.writer.end(this.ctx);
+  }
+
+  onError(err: Error): void {
+    this.clearSendTimer();
+    const ctx = this.ctx;
+    const node = this.node;
+    if (node !== undefined) {
+      this.upstream.balancer.onAttemptEnd?.(node, performance.now() - this.attemptStart, true);
+    }
+    if (this.finished) return; // the client went away; nothing to answer
+    if (this.responseStarted) {
+      // The upstream died mid-response: end this one client response, nothing else.
+      this.finished = true;
+      ctx.res.off("close", this.onClientClose);
+      this.writer.abort(ctx, err);
+      return;
+    }
+    const failure = classify(err);
+    this.lastFailure = failure;
+    (ctx.upstreamStatuses ??= []).push(failure);
+    if (this.canRetry()) {
+      if (node !== undefined) (this.tried ??= new Set()).add(node.key);
+      this.attempt();
+      return;
+    }
+    this.finished = true;
+    ctx.res.off("close", this.onClientClose);
+    this.writer.error(ctx, failure, failure === Failure.Timeout ? "upstream timed out" : "upstream unavailable");
+  }
+
+  private lastFailure: Failure = Failure.Connect;
+
+  private canRetry(): boolean {
+    const ctx = this.ctx;
+    if (ctx.attempts > this.upstream.retries) return false;
+    const budget = this.upstream.retryTimeoutMs;
+    if (budget > 0 && performance.now() - this.firstAttemptStart >= budget) return false;
+    // A streamed body that was already (partly) sent cannot be replayed.
+    if (this.hasBody && ctx.body === undefined && ctx.req.readableDidRead) return false;
+    return true;
+  }
+
+  private readonly onDrain = (): void => {
+    this.resumeUpstream?.();
+  };
+
+  private readonly onSendTimeout = (): void => {
+    this.sendTimer = undefined;
+    this.abortAttempt?.(new SendTimeoutError("timed out sending the request body upstream"));
+  };
+
+  /** The client closed before the response finished: cancel the upstream request at once. */
+  private readonly onClientClose = (): void => {
+    if (this.finished) return;
+    this.finished = true;
+    this.clearSendTimer();
+    this.abortAttempt?.(new ClientGoneError("client closed the connection"));
+    this.writer.clientGone(this.ctx);
+  };
+
+  private clearSendTimer(): void {
+    if (this.sendTimer !== undefined) {
+      clearTimeout(this.sendTimer);
+      this.sendTimer = undefined;
+    }
+  }
+
+  private buildHeaders(node: CompiledNode): string[] {
+    const ctx = this.ctx;
+    const raw = ctx.req.rawHeaders;
+    const out: string[] = [];
+    let xff: string | undefined;
+    let proto: string | undefined;
+    let fwdHost: string | undefined;
+    let fwdPort: string | undefined;
+    let hop: Set<string> | undefined;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!;
+      if (isManagedRequestHeader(name)) {
+        const lower = name.toLowerCase();
+        if (lower === "x-forwarded-for") xff = xff === undefined ? raw[i + 1] : `${xff}, ${raw[i + 1]}`;
+        else if (lower === "x-forwarded-proto") proto = raw[i + 1];
+        else if (lower === "x-forwarded-host") fwdHost = raw[i + 1];
+        else if (lower === "x-forwarded-port") fwdPort = raw[i + 1];
+        else if (lower === "connection") hop = connectionTokens(raw[i + 1]);
+        continue;
+      }
+      out.push(name, raw[i + 1]!);
+    }
+    if (hop !== undefined) {
+      for (let i = out.length - 2; i >= 0; i -= 2) {
+        if (hop.has(out[i]!.toLowerCase())) out.splice(i, 2);
+      }
+    }
+    const clientHost = ctx.req.headers.host ?? "";
+    const host =
+      ctx.upstreamHost ??
+      (this.upstream.passHost === "node"
+        ? node.hostHeader
+        : this.upstream.passHost === "rewrite"
+          ? (this.upstream.upstreamHost ?? clientHost)
+          : clientHost);
+    const remote = ctx.remoteAddr;
+    const scheme = "encrypted" in ctx.req.socket ? "https" : "http";
+    out.push(
+      "host",
+      host,
+      "x-real-ip",
+      remote,
+      "x-forwarded-for",
+      xff === undefined ? remote : `${xff}, ${remote}`,
+      "x-forwarded-proto",
+      proto ?? scheme,
+      "x-forwarded-host",
+      fwdHost ?? ctx.host,
+      "x-forwarded-port",
+      fwdPort ?? String(ctx.req.socket.localPort ?? ""),
+    );
+    if (ctx.body !== undefined) {
+      setHeader(out, "content-length", String(ctx.body.length));
+    }
+    return ctx.requestHeaderOps === undefined ? out : applyHeaderOps(out, ctx.requestHeaderOps);
+  }
+}
+
+function setHeader(headers: string[], lower: string, value: string): void {
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i]!.toLowerCase() === lower) {
+      headers[i + 1] = value;
+      return;
+    }
+  }
+  headers.push(lower, value);
+}
+
+function classify(err: Error): Failure {
+  const code = (err as { code?: string }).code;
+  if (
+    code === "UND_ERR_CONNECT_TIMEOUT" ||
+    code === "UND_ERR_HEADERS_TIMEOUT" ||
+    code === "UND_ERR_BODY_TIMEOUT" ||
+    code === "WEIR_SEND_TIMEOUT" ||
+    code === "ETIMEDOUT"
+  ) {
+    return Failure.Timeout;
+  }
+  return Failure.Connect;
+}
+
+/** Upstream headers as a flat string list, without hop-by-hop fields and the upstream's Server header. */
+function responseHeadersOf(raw: Buffer[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString("latin1");
+    if (isHopByHopResponseHeader(name)) continue;
+    if (name.length === 6 && name.toLowerCase() === "server") continue;
+    out.push(name, raw[i + 1]!.toString("latin1"));
+  }
+  return out;
+}

@@ -1,0 +1,142 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { MaybeAsync, PhaseResult, Reply } from "../plugins/types.js";
+import { BodyTooLargeError, RequestContext } from "./context.js";
+import { UpstreamCall } from "./forward.js";
+import type { PhaseStep } from "./plugin-chain.js";
+import type { ResponseWriter } from "./response.js";
+import type { Snapshot } from "./snapshot.js";
+
+export interface SnapshotSource {
+  readonly current: Snapshot;
+}
+
+/**
+ * The request lifecycle, in one place: route → rewrite → access → before_proxy → upstream → header_filter
+ * → body_filter → log. Plugin phases run synchronously while they return plain values and switch to a
+ * promise continuation only when one returns a promise, so routes whose plugins never wait pay nothing
+ * for async support.
+ */
+export class ProxyHandler {
+  private readonly snapshots: SnapshotSource;
+  private readonly writer: ResponseWriter;
+  private readonly onPluginError: (phase: string, name: string, err: unknown) => void;
+  inFlight = 0;
+
+  constructor(
+    snapshots: SnapshotSource,
+    writer: ResponseWriter,
+    onPluginError: (phase: string, name: string, err: unknown) => void,
+  ) {
+    this.snapshots = snapshots;
+    this.writer = writer;
+    this.onPluginError = onPluginError;
+  }
+
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    this.inFlight++;
+    res.once("close", this.onResponseClose);
+    const ctx = new RequestContext(req, res, this.snapshots.current);
+    if (ctx.snapshot.router.needsBody && hasJsonBody(req)) {
+      ctx.readBody().then(
+        () => this.route(ctx),
+        (err: unknown) => this.bodyFailed(ctx, err),
+      );
+      return;
+    }
+    this.route(ctx);
+  };
+
+  private readonly onResponseClose = (): void => {
+    this.inFlight--;
+  };
+
+  private route(ctx: RequestContext): void {
+    const match = ctx.snapshot.router.match(ctx, ctx);
+    if (match === undefined) {
+      const steps = ctx.snapshot.noRoutePhases.preProxy;
+      if (steps.length === 0) this.notFound(ctx);
+      else this.runSteps(ctx, steps, 0, true);
+      return;
+    }
+    ctx.route = match.payload;
+    ctx.uriParams = match.params;
+    const steps = match.payload.phases.preProxy;
+    if (steps.length === 0) this.proxy(ctx);
+    else this.runSteps(ctx, steps, 0, false);
+  }
+
+  /** Runs plugin steps from `index`; a Reply ends the request, a promise suspends the loop until it settles. */
+  private runSteps(ctx: RequestContext, steps: readonly PhaseStep[], index: number, noRoute: boolean): void {
+    for (let i = index; i < steps.length; i++) {
+      const step = steps[i]!;
+      const e = step.entry;
+      if (e.filter !== undefined && !e.filter(ctx)) continue;
+      let result: MaybeAsync<PhaseResult>;
+      try {
+        result = e.plugin[step.phase]!(e.state, ctx);
+      } catch (err) {
+        this.pluginFailed(ctx, step, err);
+        return;
+      }
+      if (result === undefined) continue;
+      if (result instanceof Promise) {
+        result.then(
+          (r) => {
+            if (r !== undefined) this.answer(ctx, step, r);
+            else if (!ctx.res.destroyed) this.runSteps(ctx, steps, i + 1, noRoute);
+            else this.writer.clientGone(ctx);
+          },
+          (err: unknown) => this.pluginFailed(ctx, step, err),
+        );
+        return;
+      }
+      this.answer(ctx, step, result);
+      return;
+    }
+    if (noRoute) this.notFound(ctx);
+    else this.proxy(ctx);
+  }
+
+  private answer(ctx: RequestContext, step: PhaseStep, reply: Reply): void {
+    const body = step.entry.errorResponse;
+    this.writer.reply(ctx, body === undefined || reply.status < 400 ? reply : { ...reply, body });
+  }
+
+  private proxy(ctx: RequestContext): void {
+    const route = ctx.route!;
+    const upstream = route.upstream;
+    if (upstream === undefined) {
+      this.writer.error(ctx, 503, route.upstreamError ?? "missing upstream configuration in Route or Service");
+      return;
+    }
+    if (upstream.nodes.length === 0) {
+      this.writer.error(ctx, 503, "no valid upstream node");
+      return;
+    }
+    new UpstreamCall(ctx, upstream, this.writer).start();
+  }
+
+  private notFound(ctx: RequestContext): void {
+    this.writer.error(ctx, 404, "404 Route Not Found");
+  }
+
+  private pluginFailed(ctx: RequestContext, step: PhaseStep, err: unknown): void {
+    if (err instanceof BodyTooLargeError) {
+      this.writer.error(ctx, 413, err.message);
+      return;
+    }
+    this.onPluginError(step.phase, step.entry.name, err);
+    this.writer.error(ctx, 500, "internal error in plugin " + step.entry.name);
+  }
+
+  private bodyFailed(ctx: RequestContext, err: unknown): void {
+    if (err instanceof BodyTooLargeError) this.writer.error(ctx, 413, err.message);
+    else this.writer.error(ctx, 400, "failed to read request body");
+  }
+}
+
+function hasJsonBody(req: IncomingMessage): boolean {
+  const type = req.headers["content-type"];
+  if (type === undefined || !type.includes("json")) return false;
+  return req.headers["transfer-encoding"] !== undefined || (req.headers["content-length"] ?? "0") !== "0";
+}

@@ -1,0 +1,75 @@
+/**
+ * Header rules of a proxy (RFC 9110 §7.6.1): hop-by-hop headers never cross the gateway, and the gateway
+ * owns the forwarding headers. Checks go by length first so the common header costs one switch and no
+ * lower-casing.
+ */
+
+/** Request headers the proxy drops or sets itself; matched case-insensitively. */
+export function isManagedRequestHeader(name: string): boolean {
+  switch (name.length) {
+    case 2:
+      return name.toLowerCase() === "te";
+    case 4:
+      return name.toLowerCase() === "host";
+    case 6:
+      // undici refuses `expect`; node's server already answered any 100-continue.
+      return name.toLowerCase() === "expect";
+    case 7: {
+      const n = name.toLowerCase();
+      return n === "upgrade" || n === "trailer";
+    }
+    case 9:
+      return name.toLowerCase() === "x-real-ip";
+    case 10: {
+      const n = name.toLowerCase();
+      return n === "connection" || n === "keep-alive";
+    }
+    case 15: {
+      const n = name.toLowerCase();
+      return n === "x-forwarded-for" || n === "x-forwarded-proto";
+    }
+    case 16: {
+      const n = name.toLowerCase();
+      return n === "x-forwarded-host" || n === "x-forwarded-port" || n === "proxy-connection";
+    }
+    case 17:
+      return name.toLowerCase() === "transfer-encoding";
+    case 19:
+      return name.toLowerCase() === "proxy-authorization";
+    default:
+      return false;
+  }
+}
+
+/** Response headers that must not be relayed to the client as they are. */
+export function isHopByHopResponseHeader(name: string): boolean {
+  switch (name.length) {
+    case 7:
+      return name.toLowerCase() === "trailer" || name.toLowerCase() === "upgrade";
+    case 10: {
+      const n = name.toLowerCase();
+      return n === "connection" || n === "keep-alive";
+    }
+    case 16:
+      return name.toLowerCase() === "proxy-connection";
+    case 17:
+      return name.toLowerCase() === "transfer-encoding";
+    case 18:
+      return name.toLowerCase() === "proxy-authenticate";
+    default:
+      return false;
+  }
+}
+
+/** Names listed in a `Connection: a, b` header are hop-by-hop too. Returns lowercase names, or undefined. */
+export function connectionTokens(value: string | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  let tokens: Set<string> | undefined;
+  for (const raw of value.split(",")) {
+    const t = raw.trim().toLowerCase();
+    if (t === "" || t === "close" || t === "keep-alive") continue;
+    tokens ??= new Set();
+    tokens.add(t);
+  }
+  return tokens;
+}

@@ -1,0 +1,181 @@
+import type { VarSource } from "../router/types.js";
+import { compileVars } from "../router/vars.js";
+import type { Plugin, PluginScope, Reply } from "../plugins/types.js";
+
+/** One configured plugin, compiled: what a phase runner needs and nothing else. */
+export interface PluginEntry {
+  readonly name: string;
+  readonly plugin: Plugin;
+  readonly state: unknown;
+  readonly priority: number;
+  /** `_meta.filter`: the plugin runs only for requests the expression accepts. */
+  readonly filter: ((vars: VarSource) => boolean) | undefined;
+  /** `_meta.error_response`: replaces the body of any Reply this plugin returns. */
+  readonly errorResponse: Reply["body"] | undefined;
+}
+
+/** The plugins of one route (or of the global rules), split by phase and ordered by priority. */
+export interface PluginChain {
+  readonly rewrite: readonly PluginEntry[];
+  readonly access: readonly PluginEntry[];
+  readonly before_proxy: readonly PluginEntry[];
+  readonly header_filter: readonly PluginEntry[];
+  readonly body_filter: readonly PluginEntry[];
+  readonly log: readonly PluginEntry[];
+  readonly names: readonly string[];
+}
+
+export const EMPTY_CHAIN: PluginChain = Object.freeze({
+  rewrite: [],
+  access: [],
+  before_proxy: [],
+  header_filter: [],
+  body_filter: [],
+  log: [],
+  names: [],
+});
+
+interface MetaConfig {
+  disable?: boolean;
+  priority?: number;
+  filter?: unknown[];
+  error_response?: string | Record<string, unknown>;
+}
+
+/** A compiled plugin instance that may be carried from one snapshot to the next. */
+export interface PluginInstance {
+  plugin: Plugin;
+  state: unknown;
+}
+
+/**
+ * Compiles plugin instances, reusing those whose owning resources did not change since the previous
+ * snapshot so their state (rate-limit counters, caches) survives unrelated config changes.
+ */
+export class PluginInstanceCache {
+  private previous: Map<string, PluginInstance>;
+  private current = new Map<string, PluginInstance>();
+
+  constructor(previous?: PluginInstanceCache) {
+    this.previous = previous?.current ?? new Map();
+  }
+
+  instance(cacheKey: string, plugin: Plugin, conf: unknown, scope: PluginScope): PluginInstance {
+    const key = `${cacheKey}:${plugin.name}`;
+    let inst = this.current.get(key) ?? this.previous.get(key);
+    if (inst === undefined || inst.plugin !== plugin) {
+      inst = { plugin, state: plugin.compile ? plugin.compile(conf, scope) : conf };
+    }
+    this.current.set(key, inst);
+    return inst;
+  }
+
+  /** Instances of the previous snapshot that the new one does not use; destroy them after the swap. */
+  retired(): PluginInstance[] {
+    const out: PluginInstance[] = [];
+    for (const [key, inst] of this.previous) {
+      if (this.current.get(key) !== inst) out.push(inst);
+    }
+    return out;
+  }
+
+  all(): IterableIterator<PluginInstance> {
+    return this.current.values();
+  }
+}
+
+/**
+ * Builds a chain from a merged `{name: conf}` map. Unknown or disabled plugins are skipped with a log line:
+ * the Admin API rejects them, but config written straight into the store must not take the gateway down.
+ */
+export function buildChain(
+  plugins: Record<string, unknown> | undefined,
+  registry: ReadonlyMap<string, Plugin>,
+  cache: PluginInstanceCache,
+  cacheKey: string,
+  scope: PluginScope,
+  log: (msg: string) => void,
+): PluginChain {
+  if (plugins === undefined) return EMPTY_CHAIN;
+  const entries: PluginEntry[] = [];
+  for (const name of Object.keys(plugins)) {
+    const conf = plugins[name] as Record<string, unknown>;
+    const plugin = registry.get(name);
+    if (plugin === undefined) {
+      log(`${scope.kind} ${scope.id}: plugin "${name}" is not enabled; skipped`);
+      continue;
+    }
+    const meta = (conf?._meta ?? undefined) as MetaConfig | undefined;
+    if (meta?.disable === true) continue;
+    let filter: PluginEntry["filter"];
+    if (meta?.filter !== undefined) {
+      try {
+        filter = compileVars(meta.filter);
+      } catch (err) {
+        log(`${scope.kind} ${scope.id}: plugin "${name}" _meta.filter is invalid (${(err as Error).message}); skipped`);
+        continue;
+      }
+    }
+    let inst: PluginInstance;
+    try {
+      inst = cache.instance(cacheKey, plugin, conf, scope);
+    } catch (err) {
+      log(`${scope.kind} ${scope.id}: plugin "${name}" failed to compile (${(err as Error).message}); skipped`);
+      continue;
+    }
+    entries.push({
+      name,
+      plugin,
+      state: inst.state,
+      priority: meta?.priority ?? plugin.priority,
+      filter,
+      errorResponse: meta?.error_response,
+    });
+  }
+  if (entries.length === 0) return EMPTY_CHAIN;
+  entries.sort((a, b) => b.priority - a.priority);
+  const pick = (phase: keyof Plugin) => entries.filter((e) => typeof e.plugin[phase] === "function");
+  return {
+    rewrite: pick("rewrite"),
+    access: pick("access"),
+    before_proxy: pick("before_proxy"),
+    header_filter: pick("header_filter"),
+    body_filter: pick("body_filter"),
+    log: pick("log"),
+    names: entries.map((e) => e.name),
+  };
+}
+
+export type PreProxyPhase = "rewrite" | "access" | "before_proxy";
+
+export interface PhaseStep {
+  readonly entry: PluginEntry;
+  readonly phase: PreProxyPhase;
+}
+
+/** Everything a request runs, global rules included, flattened once per config change. */
+export interface RequestPhases {
+  /** rewrite → access → before_proxy, global rules before the route's plugins in each. */
+  readonly preProxy: readonly PhaseStep[];
+  readonly headerFilter: readonly PluginEntry[];
+  readonly bodyFilter: readonly PluginEntry[];
+  readonly log: readonly PluginEntry[];
+}
+
+export function combinePhases(global: PluginChain, route: PluginChain): RequestPhases {
+  const steps = (chain: PluginChain, phase: PreProxyPhase): PhaseStep[] =>
+    chain[phase].map((entry) => ({ entry, phase }));
+  return {
+    preProxy: [
+      ...steps(global, "rewrite"),
+      ...steps(global, "access"),
+      ...steps(route, "rewrite"),
+      ...steps(route, "access"),
+      ...steps(global, "before_proxy"),
+      ...steps(route, "before_proxy"),
+    ],
+    headerFilter: [...global.header_filter, ...route.header_filter],
+    bodyFilter: [...global.body_filter, ...route.body_filter],
+    log: [...global.log, ...route.log],
+  };
+}

@@ -1,0 +1,231 @@
+import type { RouteConfig } from "../config/schemas/route.js";
+import type { ServiceConfig } from "../config/schemas/others.js";
+import type { UpstreamConfig } from "../config/schemas/upstream.js";
+import type { Plugin } from "../plugins/types.js";
+import { compileRouter } from "../router/router.js";
+import type { RouteSpec, Router } from "../router/types.js";
+import type { StoreEntry } from "../store/types.js";
+import type { ResourceType } from "../store/keys.js";
+import type { PoolManager } from "../upstream/pool.js";
+import { type CompiledUpstream, compileUpstream } from "../upstream/upstream.js";
+import {
+  buildChain,
+  combinePhases,
+  EMPTY_CHAIN,
+  type PluginChain,
+  PluginInstanceCache,
+  type RequestPhases,
+} from "./plugin-chain.js";
+
+export interface CompiledRoute {
+  readonly id: string;
+  readonly name: string | undefined;
+  readonly serviceId: string | undefined;
+  readonly serviceName: string | undefined;
+  readonly plugins: PluginChain;
+  /** The route's plugins combined with the global rules', in execution order. */
+  readonly phases: RequestPhases;
+  /** undefined when neither the route nor its service names an upstream. */
+  readonly upstream: CompiledUpstream | undefined;
+  /** Why there is no upstream, for the 503 message. */
+  readonly upstreamError: string | undefined;
+  /** Revisions of the route and everything it merges; equal keys mean an identical compiled route. */
+  readonly revisionKey: string;
+}
+
+/**
+ * An immutable, fully compiled view of the config at one store revision. The proxy reads the current
+ * snapshot once per request, so a request sees either the old or the new config, never a mix.
+ */
+export interface Snapshot {
+  readonly revision: number;
+  readonly router: Router<CompiledRoute>;
+  readonly globalPlugins: PluginChain;
+  /** What runs when no route matches: the global rules only (APISIX runs them before its 404). */
+  readonly noRoutePhases: RequestPhases;
+  readonly routes: ReadonlyMap<string, CompiledRoute>;
+  readonly upstreams: ReadonlyMap<string, CompiledUpstream>;
+  readonly upstreamRevisions: ReadonlyMap<string, number>;
+  readonly pluginMetadata: ReadonlyMap<string, unknown>;
+  /** Upper bound for bodies a plugin buffers (readBody). */
+  readonly maxBufferedBody: number;
+  /** Plugin instances of this snapshot (to destroy what the next one drops). */
+  readonly instances: PluginInstanceCache;
+  /** Pool keys this snapshot uses (to close pools nothing uses any more). */
+  readonly poolKeys: ReadonlySet<string>;
+}
+
+export type ResourceTables = ReadonlyMap<ResourceType, ReadonlyMap<string, StoreEntry>>;
+
+export interface CompileOptions {
+  registry: ReadonlyMap<string, Plugin>;
+  pools: PoolManager;
+  previous: Snapshot | undefined;
+  log: (msg: string) => void;
+  maxBufferedBody?: number;
+}
+
+const DEFAULT_MAX_BUFFERED_BODY = 16 * 1024 * 1024;
+
+export function compileSnapshot(tables: ResourceTables, revision: number, options: CompileOptions): Snapshot {
+  const { registry, pools, log } = options;
+  const instances = new PluginInstanceCache(options.previous?.instances);
+  const poolKeys = new Set<string>();
+  const table = (type: ResourceType) => tables.get(type) ?? new Map<string, StoreEntry>();
+
+  const upstreams = new Map<string, CompiledUpstream>();
+  const upstreamRevisions = new Map<string, number>();
+  for (const [id, entry] of table("upstreams")) {
+    try {
+      // Reusing the compiled upstream keeps its balancer position when other resources change.
+      const reused =
+        options.previous?.upstreamRevisions.get(id) === entry.modRevision
+          ? options.previous.upstreams.get(id)
+          : undefined;
+      const compiled = reused ?? compileUpstream(entry.value as UpstreamConfig, id, pools, undefined, log);
+      upstreams.set(id, compiled);
+      upstreamRevisions.set(id, entry.modRevision);
+      for (const n of compiled.nodes) poolKeys.add(n.poolKey);
+    } catch (err) {
+      log(`upstream ${id}: ${(err as Error).message}; skipped`);
+    }
+  }
+
+  let globalMerged: Record<string, unknown> | undefined;
+  let globalKey = "global";
+  for (const [id, entry] of [...table("global_rules")].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const plugins = (entry.value as { plugins?: Record<string, unknown> }).plugins;
+    if (plugins === undefined) continue;
+    globalMerged = { ...(globalMerged ?? {}), ...plugins };
+    globalKey += `|${id}@${entry.modRevision}`;
+  }
+  const globalPlugins =
+    globalMerged === undefined
+      ? EMPTY_CHAIN
+      : buildChain(globalMerged, registry, instances, globalKey, { kind: "global_rule", id: "*", revision }, log);
+
+  const services = table("services");
+  const pluginConfigs = table("plugin_configs");
+  const routes = new Map<string, CompiledRoute>();
+  const specs: RouteSpec<CompiledRoute>[] = [];
+  const ordered = [...table("routes").values()].sort((a, b) => a.createRevision - b.createRevision);
+
+  for (const entry of ordered) {
+    const id = idOf(entry.key);
+    const route = entry.value as RouteConfig;
+    if (route.status === 0) continue;
+    try {
+      const serviceId = route.service_id === undefined ? undefined : String(route.service_id);
+      const serviceEntry = serviceId === undefined ? undefined : services.get(serviceId);
+      const service = serviceEntry?.value as ServiceConfig | undefined;
+      const pcId = route.plugin_config_id === undefined ? undefined : String(route.plugin_config_id);
+      const pcEntry = pcId === undefined ? undefined : pluginConfigs.get(pcId);
+
+      // APISIX precedence: route > plugin_config > service for a plugin configured in several places.
+      const merged: Record<string, unknown> = {
+        ...(service?.plugins ?? {}),
+        ...((pcEntry?.value as { plugins?: Record<string, unknown> } | undefined)?.plugins ?? {}),
+        ...(route.plugins ?? {}),
+      };
+      const cacheKey = `route/${id}@${entry.modRevision}|service@${serviceEntry?.modRevision ?? 0}|pc@${pcEntry?.modRevision ?? 0}`;
+      const plugins = buildChain(
+        merged,
+        registry,
+        instances,
+        cacheKey,
+        { kind: "route", id, revision: entry.modRevision },
+        log,
+      );
+
+      const previousRoute = options.previous?.routes.get(id);
+      const upstreamKey = `${cacheKey}|up@${upstreamRevisionOf(route, service, upstreamRevisions)}`;
+      const { upstream, error } =
+        previousRoute !== undefined && previousRoute.revisionKey === upstreamKey
+          ? { upstream: previousRoute.upstream, error: previousRoute.upstreamError }
+          : resolveUpstream(route, service, upstreams, table("upstreams"), pools, log);
+      if (upstream !== undefined) for (const n of upstream.nodes) poolKeys.add(n.poolKey);
+      const compiled: CompiledRoute = {
+        id,
+        name: route.name,
+        serviceId,
+        serviceName: service?.name,
+        plugins,
+        phases: combinePhases(globalPlugins, plugins),
+        upstream,
+        upstreamError: error,
+        revisionKey: upstreamKey,
+      };
+      routes.set(id, compiled);
+
+      const hosts = route.hosts ?? (route.host !== undefined ? [route.host] : service?.hosts);
+      const remoteAddrs = route.remote_addrs ?? (route.remote_addr !== undefined ? [route.remote_addr] : undefined);
+      specs.push({
+        id,
+        payload: compiled,
+        uris: route.uris ?? (route.uri !== undefined ? [route.uri] : []),
+        hosts: hosts?.map((h) => h.toLowerCase()),
+        methods: route.methods,
+        remoteAddrs,
+        vars: route.vars,
+        priority: route.priority ?? 0,
+      });
+    } catch (err) {
+      log(`route ${id}: ${(err as Error).message}; skipped`);
+    }
+  }
+
+  const pluginMetadata = new Map<string, unknown>();
+  for (const [name, entry] of table("plugin_metadata")) pluginMetadata.set(name, entry.value);
+
+  return {
+    revision,
+    router: compileRouter(specs),
+    globalPlugins,
+    noRoutePhases: combinePhases(globalPlugins, EMPTY_CHAIN),
+    routes,
+    upstreams,
+    upstreamRevisions,
+    pluginMetadata,
+    maxBufferedBody: options.maxBufferedBody ?? DEFAULT_MAX_BUFFERED_BODY,
+    instances,
+    poolKeys,
+  };
+}
+
+function upstreamRevisionOf(
+  route: RouteConfig,
+  service: ServiceConfig | undefined,
+  revisions: ReadonlyMap<string, number>,
+): number {
+  const id = route.upstream !== undefined ? undefined : (route.upstream_id ?? service?.upstream_id);
+  return id === undefined ? 0 : (revisions.get(String(id)) ?? -1);
+}
+
+function resolveUpstream(
+  route: RouteConfig,
+  service: ServiceConfig | undefined,
+  upstreams: Map<string, CompiledUpstream>,
+  upstreamEntries: ReadonlyMap<string, StoreEntry>,
+  pools: PoolManager,
+  log: (msg: string) => void,
+): { upstream: CompiledUpstream | undefined; error: string | undefined } {
+  const inline = route.upstream ?? (route.upstream_id === undefined ? service?.upstream : undefined);
+  if (inline !== undefined) {
+    return { upstream: compileUpstream(inline, undefined, pools, route.timeout, log), error: undefined };
+  }
+  const upstreamId = route.upstream_id ?? service?.upstream_id;
+  if (upstreamId === undefined) {
+    return { upstream: undefined, error: "missing upstream configuration in Route or Service" };
+  }
+  const shared = upstreams.get(String(upstreamId));
+  if (shared === undefined) return { upstream: undefined, error: `failed to find upstream by id: ${upstreamId}` };
+  if (route.timeout === undefined) return { upstream: shared, error: undefined };
+  // A route timeout overrides the upstream's, and connect timeouts live in the pool settings, so this
+  // route gets its own compiled upstream.
+  const config = upstreamEntries.get(String(upstreamId))!.value as UpstreamConfig;
+  return { upstream: compileUpstream(config, String(upstreamId), pools, route.timeout, log), error: undefined };
+}
+
+function idOf(key: string): string {
+  return key.slice(key.lastIndexOf("/") + 1);
+}

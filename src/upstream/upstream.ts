@@ -1,0 +1,130 @@
+import type { Pool } from "undici";
+import type { UpstreamConfig } from "../config/schemas/upstream.js";
+import type { Balancer, UpstreamNode } from "./balancer.js";
+import { createBalancer } from "./balancers.js";
+import { type PoolManager, type PoolOptions } from "./pool.js";
+
+/** A node with everything the proxy needs to talk to it, resolved once per config change. */
+export interface CompiledNode extends UpstreamNode {
+  readonly pool: Pool;
+  readonly poolKey: string;
+  /** Host header value for pass_host "node": host, plus port when not the scheme default. */
+  readonly hostHeader: string;
+}
+
+export interface CompiledUpstream {
+  readonly id: string | undefined;
+  readonly nodes: readonly CompiledNode[];
+  readonly balancer: Balancer;
+  readonly scheme: "http" | "https";
+  readonly passHost: "pass" | "node" | "rewrite";
+  readonly upstreamHost: string | undefined;
+  readonly connectTimeoutMs: number;
+  readonly sendTimeoutMs: number;
+  readonly readTimeoutMs: number;
+  /** Extra attempts after the first on connect errors and timeouts. */
+  readonly retries: number;
+  /** Total time budget for retries in ms; 0 = unbounded (APISIX retry_timeout 0). */
+  readonly retryTimeoutMs: number;
+}
+
+/** nginx's proxy_*_timeout default, which APISIX inherits. */
+const DEFAULT_TIMEOUT_S = 60;
+
+export interface TimeoutOverride {
+  connect: number;
+  send: number;
+  read: number;
+}
+
+/**
+ * Turns an upstream config into its runtime form. `timeoutOverride` is a route's `timeout`, which APISIX
+ * lets win over the upstream's.
+ */
+export function compileUpstream(
+  config: UpstreamConfig,
+  id: string | undefined,
+  pools: PoolManager,
+  timeoutOverride?: TimeoutOverride,
+  log?: (msg: string) => void,
+): CompiledUpstream {
+  const scheme = config.scheme === "https" || config.scheme === "grpcs" ? "https" : "http";
+  const timeout = timeoutOverride ?? config.timeout;
+  const connectTimeoutMs = secondsToMs(timeout?.connect ?? DEFAULT_TIMEOUT_S);
+  const poolOptions: PoolOptions = {
+    connectTimeoutMs,
+    keepAliveTimeoutMs: secondsToMs(config.keepalive_pool?.idle_timeout ?? 60),
+    maxRequestsPerConnection: config.keepalive_pool?.requests ?? 1000,
+    maxConnections: 0,
+  };
+  const defaultPort = scheme === "https" ? 443 : 80;
+  const nodes: CompiledNode[] = [];
+  for (const n of normalizeNodes(config.nodes)) {
+    const port = n.port ?? defaultPort;
+    const hostForUrl = n.host.includes(":") && !n.host.startsWith("[") ? `[${n.host}]` : n.host;
+    const { key: poolKey, pool } = pools.get(`${scheme}://${hostForUrl}:${port}`, poolOptions);
+    nodes.push({
+      host: n.host,
+      port,
+      weight: n.weight,
+      priority: n.priority ?? 0,
+      key: `${hostForUrl}:${port}`,
+      metadata: n.metadata as Record<string, unknown> | undefined,
+      pool,
+      poolKey,
+      hostHeader: port === defaultPort ? hostForUrl : `${hostForUrl}:${port}`,
+    });
+  }
+  const type = config.type ?? "roundrobin";
+  const balancer = createBalancer(type, nodes, { key: config.key, hashOn: config.hash_on }, log);
+  const usable = nodes.filter((n) => n.weight > 0).length;
+  return {
+    id,
+    nodes,
+    balancer,
+    scheme,
+    passHost: config.pass_host ?? "pass",
+    upstreamHost: config.upstream_host,
+    connectTimeoutMs,
+    sendTimeoutMs: secondsToMs(timeout?.send ?? DEFAULT_TIMEOUT_S),
+    readTimeoutMs: secondsToMs(timeout?.read ?? DEFAULT_TIMEOUT_S),
+    retries: config.retries ?? Math.max(usable - 1, 0),
+    retryTimeoutMs: secondsToMs(config.retry_timeout ?? 0),
+  };
+}
+
+interface NormalizedNode {
+  host: string;
+  port: number | undefined;
+  weight: number;
+  priority?: number;
+  metadata?: unknown;
+}
+
+/** APISIX accepts `{"host:port": weight}` as well as an array of node objects. */
+export function normalizeNodes(nodes: UpstreamConfig["nodes"]): NormalizedNode[] {
+  if (nodes === undefined) return [];
+  if (Array.isArray(nodes)) return nodes.map((n) => ({ ...n, port: n.port }));
+  const out: NormalizedNode[] = [];
+  for (const [addr, weight] of Object.entries(nodes)) {
+    const { host, port } = splitHostPort(addr);
+    out.push({ host, port, weight });
+  }
+  return out;
+}
+
+function splitHostPort(addr: string): { host: string; port: number | undefined } {
+  if (addr.startsWith("[")) {
+    const end = addr.indexOf("]");
+    const host = addr.slice(1, end);
+    const port = addr[end + 1] === ":" ? Number(addr.slice(end + 2)) : undefined;
+    return { host, port };
+  }
+  const colon = addr.lastIndexOf(":");
+  if (colon === -1 || addr.indexOf(":") !== colon) return { host: addr, port: undefined };
+  return { host: addr.slice(0, colon), port: Number(addr.slice(colon + 1)) };
+}
+
+function secondsToMs(s: number): number {
+  return Math.round(s * 1000);
+}
