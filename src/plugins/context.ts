@@ -10,7 +10,7 @@ export interface PluginContext {
   readonly startTime: number;
   /** Client method (as received). */
   readonly method: string;
-  /** Request path without query string, as received. */
+  /** Request path without query string, normalized like nginx's `$uri` (decoded, dot segments resolved). */
   readonly path: string;
   /** Query string without the leading '?', or ''. */
   readonly query: string;

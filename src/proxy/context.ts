@@ -63,7 +63,7 @@ export class RequestContext implements PluginContext {
     this.method = req.method ?? "GET";
     const url = req.url ?? "/";
     const q = url.indexOf("?");
-    this.path = q === -1 ? url : url.slice(0, q);
+    this.path = normalizePath(q === -1 ? url : url.slice(0, q));
     this.query = q === -1 ? "" : url.slice(q + 1);
     this.remoteAddr = normalizeAddress(req.socket.remoteAddress);
     this.host = hostWithoutPort(req.headers.host);
@@ -331,4 +331,38 @@ function hostWithoutPort(host: string | undefined): string {
   }
   const colon = host.indexOf(":");
   return (colon === -1 ? host : host.slice(0, colon)).toLowerCase();
+}
+
+/**
+ * nginx's `$uri`: percent-decoded, `.`/`..` segments resolved, repeated slashes merged. Routing on the
+ * normalized path is what stops `/public/../admin` or `/adm%69n` from slipping past a route's rules; the
+ * upstream still receives the request URI as the client sent it. Plain paths skip all work.
+ */
+export function normalizePath(raw: string): string {
+  let needs = false;
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw.charCodeAt(i);
+    if (c === 37 /* % */ || (c === 47 /* / */ && (raw.charCodeAt(i + 1) === 47 || raw.charCodeAt(i + 1) === 46))) {
+      needs = true;
+      break;
+    }
+  }
+  if (!needs) return raw;
+  let decoded = raw;
+  if (raw.includes("%")) {
+    try {
+      decoded = decodeURIComponent(raw);
+    } catch {
+      decoded = raw; // invalid escapes are matched as sent
+    }
+  }
+  const out: string[] = [];
+  for (const seg of decoded.split("/")) {
+    if (seg === "" || seg === ".") continue;
+    if (seg === "..") out.pop();
+    else out.push(seg);
+  }
+  const trailing = decoded.endsWith("/") || decoded.endsWith("/.") || decoded.endsWith("/..");
+  const joined = `/${out.join("/")}`;
+  return trailing && joined !== "/" ? `${joined}/` : joined;
 }

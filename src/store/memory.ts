@@ -20,8 +20,8 @@ interface WatchRegistration {
 
 /**
  * The in-memory core of every local store: revisions, compare-and-swap, a bounded event history for
- * watch-from-revision, and fan-out to watchers. Durable stores persist through `applyPut`/`applyDelete`
- * hooks around it; tests can use it directly when durability is not what they prove.
+ * watch-from-revision, and fan-out to watchers. Durable stores persist through the `persist` hook
+ * around it; tests can use it directly when durability is not what they prove.
  */
 export class MemoryStore implements ConfigStore {
   protected entries = new Map<string, StoreEntry>();
