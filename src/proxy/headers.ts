@@ -24,16 +24,16 @@ export function isManagedRequestHeader(name: string): boolean {
       const n = name.toLowerCase();
       return n === "connection" || n === "keep-alive";
     }
-    case 15: {
-      const n = name.toLowerCase();
-      return n === "x-forwarded-for" || n === "x-forwarded-proto";
-    }
+    case 15:
+      return name.toLowerCase() === "x-forwarded-for";
     case 16: {
       const n = name.toLowerCase();
       return n === "x-forwarded-host" || n === "x-forwarded-port" || n === "proxy-connection";
     }
-    case 17:
-      return name.toLowerCase() === "transfer-encoding";
+    case 17: {
+      const n = name.toLowerCase();
+      return n === "transfer-encoding" || n === "x-forwarded-proto";
+    }
     case 19:
       return name.toLowerCase() === "proxy-authorization";
     default:

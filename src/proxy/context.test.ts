@@ -1,0 +1,64 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { normalizePath } from "./context.js";
+import { connectionTokens, isHopByHopResponseHeader, isManagedRequestHeader } from "./headers.js";
+
+test("routing paths are normalized like nginx's $uri", () => {
+  const cases: [string, string][] = [
+    ["/ai/predict", "/ai/predict"],
+    ["/", "/"],
+    ["/ai//predict", "/ai/predict"],
+    ["/public/../admin", "/admin"],
+    ["/a/./b/", "/a/b/"],
+    ["/adm%69n", "/admin"],
+    ["/%2e%2e/secret", "/secret"],
+    ["/../../etc", "/etc"],
+    ["/bad%zzescape", "/bad%zzescape"],
+    ["/trailing/..", "/"],
+  ];
+  for (const [raw, expected] of cases) assert.equal(normalizePath(raw), expected, raw);
+});
+
+test("plain paths are returned as the same string (no work on the hot path)", () => {
+  const p = "/v1/chat/completions";
+  assert.equal(normalizePath(p), p);
+});
+
+test("hop-by-hop and gateway-owned request headers are recognized in any casing", () => {
+  for (const name of [
+    "Connection",
+    "KEEP-ALIVE",
+    "transfer-encoding",
+    "TE",
+    "Upgrade",
+    "Trailer",
+    "Proxy-Connection",
+    "Proxy-Authorization",
+    "Host",
+    "X-Forwarded-For",
+    "x-forwarded-proto",
+    "X-Forwarded-Host",
+    "X-Forwarded-Port",
+    "X-Real-IP",
+    "Expect",
+  ]) {
+    assert.equal(isManagedRequestHeader(name), true, name);
+  }
+  for (const name of ["content-type", "Content-Length", "authorization", "x-request-id", "accept"]) {
+    assert.equal(isManagedRequestHeader(name), false, name);
+  }
+});
+
+test("hop-by-hop response headers are not relayed", () => {
+  for (const name of ["Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "Proxy-Authenticate", "Trailer"]) {
+    assert.equal(isHopByHopResponseHeader(name), true, name);
+  }
+  for (const name of ["content-length", "content-type", "set-cookie", "x-ratelimit-remaining"]) {
+    assert.equal(isHopByHopResponseHeader(name), false, name);
+  }
+});
+
+test("headers named by Connection are hop-by-hop too", () => {
+  assert.equal(connectionTokens("keep-alive"), undefined);
+  assert.deepEqual([...(connectionTokens("close, X-Secret ,x-other") ?? [])], ["x-secret", "x-other"]);
+});
