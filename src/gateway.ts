@@ -8,7 +8,7 @@ import type { Plugin } from "./plugins/types.js";
 import { ConfigSync } from "./proxy/config-sync.js";
 import { ProxyHandler } from "./proxy/handler.js";
 import { ResponseWriter } from "./proxy/response.js";
-import { validateVars } from "./router/index.js";
+import { validateIp, validateVars } from "./router/index.js";
 import { createStore } from "./store/index.js";
 import type { ConfigStore } from "./store/types.js";
 import { PoolManager } from "./upstream/pool.js";
@@ -114,6 +114,7 @@ export class Gateway {
       plugins: registry,
       enabledPlugins: [...registry.keys()],
       validateVars,
+      validateIp,
     });
   }
 
