@@ -1,9 +1,12 @@
+import { limitReq } from "./limit-req.js";
+import { proxyRewrite } from "./proxy-rewrite.js";
+import { requestId } from "./request-id.js";
 import type { Plugin } from "./types.js";
 
 /**
  * Every plugin Weir ships, by name. Adding a plugin = one file in this folder + one line here.
  * `conf/config.yaml`'s `plugins:` list selects which of these are enabled.
  */
-const builtins: Plugin[] = [];
+const builtins: Plugin[] = [requestId, proxyRewrite, limitReq];
 
 export const pluginRegistry: ReadonlyMap<string, Plugin> = new Map(builtins.map((p) => [p.name, p]));
