@@ -1,0 +1,288 @@
+#!/usr/bin/env node
+// npm run bench — Weir's proxy path against the upstream direct, nginx and the Node floor, in one run.
+// Layout: proxies under test on core 0; wrk and the upstream nginx on core 1. Targets are measured in
+// interleaved rounds and ratios are taken within each round, so machine noise hits both sides alike.
+// Env: BENCH_DURATION (s, default 10), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 50),
+//      BENCH_ONLY=direct,nginx,floor,weir,weir-limit-req, BENCH_STRICT=1 (exit 1 when a target is missed).
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, "..");
+const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const WARMUP = 2;
+const only = process.env.BENCH_ONLY?.split(",").map((s) => s.trim());
+const work = mkdtempSync(join(tmpdir(), "weir-bench-"));
+const children = [];
+
+function log(msg) {
+  process.stderr.write(`[bench] ${msg}\n`);
+}
+
+function ensureTools() {
+  const missing = ["wrk", "nginx", "taskset"].filter((t) => spawnSync("sh", ["-c", `command -v ${t}`]).status !== 0);
+  if (missing.length === 0) return;
+  log(`installing ${missing.join(", ")} from Debian packages`);
+  const pkgs = missing.map((t) => (t === "nginx" ? "nginx-light" : t === "taskset" ? "util-linux" : t));
+  execFileSync("apt-get", ["update", "-qq"], { stdio: "inherit" });
+  execFileSync("apt-get", ["install", "-y", "-qq", ...pkgs], { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+}
+
+async function freePort() {
+  const srv = createServer();
+  await new Promise((r) => srv.listen(0, "127.0.0.1", r));
+  const { port } = srv.address();
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+function start(cmd, args, opts = {}) {
+  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], ...opts });
+  let out = "";
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (out += d));
+  child.output = () => out;
+  children.push(child);
+  return child;
+}
+
+async function waitForPort(port, child, what) {
+  for (let i = 0; i < 100; i++) {
+    if (child.exitCode !== null) throw new Error(`${what} exited: ${child.output()}`);
+    const ok = await new Promise((resolve) => {
+      const s = createServer();
+      s.once("error", () => resolve(true)); // in use = someone listens
+      s.listen(port, "127.0.0.1", () => s.close(() => resolve(false)));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} did not listen on ${port}`);
+}
+
+function nginxConf(prefix, body) {
+  return `worker_processes 1;
+daemon off;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${prefix}/body;
+  proxy_temp_path ${prefix}/proxy;
+  fastcgi_temp_path ${prefix}/fastcgi;
+  uwsgi_temp_path ${prefix}/uwsgi;
+  scgi_temp_path ${prefix}/scgi;
+  keepalive_requests 100000;
+${body}
+}
+`;
+}
+
+async function startNginx(name, core, body) {
+  const prefix = join(work, name);
+  mkdirSync(prefix, { recursive: true });
+  const conf = join(prefix, "nginx.conf");
+  writeFileSync(conf, nginxConf(prefix, body));
+  return start("taskset", ["-c", String(core), "nginx", "-p", prefix, "-c", conf]);
+}
+
+const UPSTREAM_BODY = JSON.stringify({ id: "bench", object: "prediction", output: "Flash-MoE is a mixture of experts." });
+
+function parseWrk(out) {
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN);
+  const unit = (v, u) => Number(v) * (u === "us" ? 0.001 : u === "s" ? 1000 : 1);
+  const lat = (p) => {
+    const m = new RegExp(`\\s${p}%\\s+([\\d.]+)(us|ms|s)`).exec(out);
+    return m ? unit(m[1], m[2]) : Number.NaN;
+  };
+  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const errors = sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0;
+  return { rps, p50: lat(50), p99: lat(99), non2xx, errors };
+}
+
+function wrk(url, seconds) {
+  const r = spawnSync(
+    "taskset",
+    ["-c", "1", "wrk", "-t1", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", "-H", "Content-Type: application/json", url],
+    { encoding: "utf8" },
+  );
+  if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr}`);
+  return parseWrk(r.stdout);
+}
+
+function rssMb(pid) {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) / 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+async function admin(base, key, path, body) {
+  const res = await fetch(`${base}${path}`, { method: "PUT", headers: { "X-API-KEY": key }, body: JSON.stringify(body) });
+  if (res.status >= 300) throw new Error(`admin ${path}: ${res.status} ${await res.text()}`);
+}
+
+const median = (xs) => {
+  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  return s.length === 0 ? Number.NaN : s[Math.floor((s.length - 1) / 2)];
+};
+
+async function main() {
+  ensureTools();
+  if (spawnSync("sh", ["-c", "test -f dist/cli/main.js"], { cwd: root }).status !== 0) {
+    throw new Error("dist/cli/main.js is missing: run through `npm run bench` (it builds first)");
+  }
+  const [up1, up2, nginxPort, floorPort, weirPort, adminPort] = await Promise.all(Array.from({ length: 6 }, freePort));
+
+  const upstream = await startNginx(
+    "upstream",
+    1,
+    [up1, up2]
+      .map((p) => `  server { listen 127.0.0.1:${p}; location / { default_type application/json; return 200 '${UPSTREAM_BODY}'; } }`)
+      .join("\n"),
+  );
+  await waitForPort(up2, upstream, "upstream nginx");
+
+  const targets = [];
+  targets.push({ name: "direct", url: `http://127.0.0.1:${up1}/bench` });
+
+  const proxyNginx = await startNginx(
+    "proxy",
+    0,
+    `  upstream models { server 127.0.0.1:${up1}; server 127.0.0.1:${up2}; keepalive 320; }
+  server {
+    listen 127.0.0.1:${nginxPort};
+    location / { proxy_pass http://models; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }`,
+  );
+  await waitForPort(nginxPort, proxyNginx, "nginx proxy");
+  targets.push({ name: "nginx", url: `http://127.0.0.1:${nginxPort}/bench` });
+
+  const floor = start("taskset", ["-c", "0", process.execPath, join(here, "floor.mjs"), String(floorPort), String(up1), String(up2)]);
+  await waitForPort(floorPort, floor, "node floor");
+  targets.push({ name: "floor", url: `http://127.0.0.1:${floorPort}/bench`, pid: floor.pid });
+
+  const key = randomBytes(16).toString("hex");
+  const weir = start("taskset", ["-c", "0", process.execPath, join(root, "dist/cli/main.js"), "start"], {
+    cwd: root,
+    env: {
+      ...process.env,
+      WEIR_PROXY_LISTEN: `127.0.0.1:${weirPort}`,
+      WEIR_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
+      WEIR_ADMIN_KEY: key,
+      WEIR_DATA_DIR: join(work, "weir-data"),
+      WEIR_ACCESS_LOG: "off",
+    },
+  });
+  await waitForPort(adminPort, weir, "weir");
+  const adminUrl = `http://127.0.0.1:${adminPort}`;
+  await admin(adminUrl, key, "/apisix/admin/upstreams/bench", {
+    type: "roundrobin",
+    nodes: [
+      { host: "127.0.0.1", port: up1, weight: 1 },
+      { host: "127.0.0.1", port: up2, weight: 1 },
+    ],
+  });
+  await admin(adminUrl, key, "/apisix/admin/routes/bench", { uri: "/bench", upstream_id: "bench" });
+  await admin(adminUrl, key, "/apisix/admin/routes/bench-limited", {
+    uri: "/bench-limited",
+    upstream_id: "bench",
+    plugins: { "limit-req": { rate: 1000000, burst: 1000000, key: "remote_addr", nodelay: true } },
+  });
+  targets.push({ name: "weir", url: `http://127.0.0.1:${weirPort}/bench`, pid: weir.pid });
+  targets.push({ name: "weir-limit-req", url: `http://127.0.0.1:${weirPort}/bench-limited`, pid: weir.pid });
+
+  const selected = only ? targets.filter((t) => only.includes(t.name)) : targets;
+  for (const t of selected) {
+    const warm = wrk(t.url, WARMUP);
+    if (warm.non2xx > 0 || Number.isNaN(warm.rps)) throw new Error(`${t.name} is not answering 200 (${JSON.stringify(warm)})`);
+  }
+
+  const results = Object.fromEntries(selected.map((t) => [t.name, []]));
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const t of selected) {
+      const r = wrk(t.url, DURATION);
+      if (t.pid) r.rss = rssMb(t.pid);
+      results[t.name].push(r);
+      log(`round ${round} ${t.name}: ${r.rps.toFixed(0)} rps p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms` +
+        (r.non2xx || r.errors ? `  !! non-2xx ${r.non2xx}, socket errors ${r.errors}` : ""));
+    }
+  }
+
+  const ratio = (a, b, field = "rps") =>
+    results[a] && results[b] ? median(results[a].map((r, i) => r[field] / results[b][i][field])) : Number.NaN;
+  const rows = selected.map((t) => {
+    const rs = results[t.name];
+    return {
+      target: t.name,
+      rps: median(rs.map((r) => r.rps)),
+      p50: median(rs.map((r) => r.p50)),
+      p99: median(rs.map((r) => r.p99)),
+      rss: t.pid ? Math.max(...rs.map((r) => r.rss)) : undefined,
+      vsFloor: ratio(t.name, "floor"),
+      vsNginx: ratio(t.name, "nginx"),
+      errors: rs.reduce((a, r) => a + r.non2xx + r.errors, 0),
+    };
+  });
+  const checks = [
+    ["weir ≥ 0.85× floor (rps)", ratio("weir", "floor"), (v) => v >= 0.85],
+    ["weir+limit-req ≥ 0.75× floor (rps)", ratio("weir-limit-req", "floor"), (v) => v >= 0.75],
+    ["weir p99 ≤ 2× floor p99", ratio("weir", "floor", "p99"), (v) => v <= 2],
+    ["weir RSS after load ≤ 120 MB", Math.max(...[...(results.weir ?? []), ...(results["weir-limit-req"] ?? [])].map((r) => r.rss)), (v) => v <= 120],
+  ].filter(([, v]) => !Number.isNaN(v) && Number.isFinite(v));
+
+  const fmt = (v, d = 2) => (v === undefined || Number.isNaN(v) ? "—" : v.toFixed(d));
+  let md = `## Weir proxy benchmark\n\n${ROUNDS} interleaved rounds × ${DURATION}s, wrk -t1 -c${CONNECTIONS} on core 1 with the upstream nginx; proxies on core 0. Ratios are medians of within-round ratios.\n\n`;
+  md += "| target | req/s | p50 ms | p99 ms | RSS MB | × floor | × nginx | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|\n";
+  for (const r of rows) {
+    md += `| ${r.target} | ${fmt(r.rps, 0)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.rss, 0)} | ${fmt(r.vsFloor)} | ${fmt(r.vsNginx)} | ${r.errors} |\n`;
+  }
+  md += "\n| target check | measured | result |\n|---|---:|---|\n";
+  let failed = 0;
+  for (const [name, value, ok] of checks) {
+    const pass = ok(value);
+    if (!pass) failed++;
+    md += `| ${name} | ${fmt(value)} | ${pass ? "PASS" : "FAIL"} |\n`;
+  }
+  process.stdout.write(md);
+  mkdirSync(join(here, "results"), { recursive: true });
+  writeFileSync(join(here, "results", "latest.md"), md);
+  writeFileSync(join(here, "results", "latest.json"), JSON.stringify({ rows, results, date: new Date().toISOString() }, null, 2));
+  if (failed > 0 && process.env.BENCH_STRICT === "1") process.exitCode = 1;
+  if (rows.some((r) => r.errors > 0)) {
+    log("some runs had non-2xx responses or socket errors: the figures are not trustworthy");
+    process.exitCode = 1;
+  }
+}
+
+function cleanup() {
+  for (const c of children) {
+    try {
+      c.kill("SIGKILL");
+    } catch {}
+  }
+  rmSync(work, { recursive: true, force: true });
+}
+
+process.on("SIGINT", () => {
+  cleanup();
+  process.exit(130);
+});
+
+main()
+  .catch((err) => {
+    log(`failed: ${err.stack ?? err}`);
+    process.exitCode = 1;
+  })
+  .finally(cleanup);
