@@ -1,36 +1,50 @@
 import type { Balancer, BalancerRequest, UpstreamNode } from "./balancer.js";
 
 interface Slot {
-  node: UpstreamNode;
-  weight: number;
+  readonly node: UpstreamNode;
+  readonly weight: number;
   current: number;
 }
 
 /**
- * nginx's smooth weighted round robin: every cycle of sum(weights) picks gives each node exactly its
- * weight's share, interleaved rather than in runs (3:2:1 → a b a c b a). Node `priority` splits nodes into
- * tiers; a lower tier is used only when every node above it was tried (backup nodes). Weight 0 never
- * receives traffic.
+ * nginx's smooth weighted round robin (ngx_http_upstream_get_peer): each pick adds every eligible node's
+ * weight to its `current`, takes the largest and subtracts the eligible total from it. Over every cycle of
+ * sum(weights) first attempts each node gets exactly its weight's share, interleaved rather than in runs
+ * (3:2:1 → a b a c b a). Weight 0 never receives traffic.
+ *
+ * Node `priority` splits nodes into tiers, highest first; a lower tier is used only when every node above
+ * it was tried (backup nodes), as APISIX's priority balancer does. A retry skips tried nodes inside the
+ * pick, as nginx does, so `current` still sums to zero and the shares stay exact in the long run.
  */
 class RoundRobinBalancer implements Balancer {
-  private readonly tiers: Slot[][];
+  private readonly tiers: readonly Slot[][];
+  /** The only node with weight, if there is exactly one: no arithmetic needed. */
+  private readonly single: UpstreamNode | undefined;
 
   constructor(nodes: readonly UpstreamNode[]) {
     const byPriority = new Map<number, Slot[]>();
+    let count = 0;
     for (const node of nodes) {
-      if (node.weight <= 0) continue;
+      if (!(node.weight > 0)) continue;
       let tier = byPriority.get(node.priority);
       if (tier === undefined) byPriority.set(node.priority, (tier = []));
       tier.push({ node, weight: node.weight, current: 0 });
+      count++;
     }
     this.tiers = [...byPriority.entries()].sort((a, b) => b[0] - a[0]).map(([, slots]) => slots);
+    this.single = count === 1 ? this.tiers[0]![0]!.node : undefined;
   }
 
   pick(_request: BalancerRequest, tried: ReadonlySet<string> | undefined): UpstreamNode | undefined {
-    for (const tier of this.tiers) {
+    const single = this.single;
+    if (single !== undefined) return tried !== undefined && tried.has(single.key) ? undefined : single;
+    const tiers = this.tiers;
+    for (let t = 0; t < tiers.length; t++) {
+      const tier = tiers[t]!;
       let best: Slot | undefined;
       let total = 0;
-      for (const slot of tier) {
+      for (let i = 0; i < tier.length; i++) {
+        const slot = tier[i]!;
         if (tried !== undefined && tried.has(slot.node.key)) continue;
         slot.current += slot.weight;
         total += slot.weight;
