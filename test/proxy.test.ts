@@ -266,6 +266,62 @@ describe("proxy path", () => {
     assert.equal((await get(`${gw.proxyUrl}/disabled`)).status, 404);
   });
 
+  test("large bodies stream both ways intact (chunked upload, 16 MiB download)", async () => {
+    const { createHash } = await import("node:crypto");
+    const big = Buffer.alloc(16 * 1024 * 1024, "weir-");
+    const digest = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+    const sink = await startUpstream("sink", (req, res, body) => {
+      if (req.method === "POST") {
+        res.end(JSON.stringify({ bytes: Buffer.byteLength(body), te: req.headers["transfer-encoding"] ?? null }));
+        return;
+      }
+      res.writeHead(200, { "content-type": "application/octet-stream" });
+      res.end(big);
+    });
+    try {
+      await gw.admin("PUT", "/apisix/admin/routes/big", {
+        uri: "/big",
+        upstream: { nodes: [{ host: "127.0.0.1", port: sink.port, weight: 1 }] },
+      });
+      const download = Buffer.from(await (await fetch(`${gw.proxyUrl}/big`)).arrayBuffer());
+      assert.equal(download.length, big.length);
+      assert.equal(digest(download), digest(big));
+      const upload = new ReadableStream<Uint8Array>({
+        start(controller) {
+          for (let i = 0; i < 64; i++) controller.enqueue(new Uint8Array(64 * 1024).fill(97));
+          controller.close();
+        },
+      });
+      const res = await fetch(`${gw.proxyUrl}/big`, { method: "POST", body: upload, duplex: "half" } as RequestInit);
+      assert.deepEqual(await res.json(), { bytes: 64 * 64 * 1024, te: "chunked" });
+    } finally {
+      await sink.close();
+    }
+  });
+
+  test("HEAD and bodiless statuses pass through", async () => {
+    const odd = await startUpstream("odd", (req, res) => {
+      if (req.url === "/odd/204") res.writeHead(204).end();
+      else if (req.url === "/odd/304") res.writeHead(304, { etag: '"x"' }).end();
+      else res.writeHead(200, { "content-length": "5", "content-type": "text/plain" }).end(req.method === "HEAD" ? undefined : "hello");
+    });
+    try {
+      await gw.admin("PUT", "/apisix/admin/routes/odd", {
+        uri: "/odd/*",
+        upstream: { nodes: [{ host: "127.0.0.1", port: odd.port, weight: 1 }] },
+      });
+      assert.equal((await fetch(`${gw.proxyUrl}/odd/204`)).status, 204);
+      const notModified = await fetch(`${gw.proxyUrl}/odd/304`);
+      assert.equal(notModified.status, 304);
+      assert.equal(notModified.headers.get("etag"), '"x"');
+      const head = await fetch(`${gw.proxyUrl}/odd/x`, { method: "HEAD" });
+      assert.equal(head.status, 200);
+      assert.equal(head.headers.get("content-length"), "5");
+    } finally {
+      await odd.close();
+    }
+  });
+
   test("malformed requests get 400 and the gateway keeps serving", async () => {
     const { connect } = await import("node:net");
     const port = Number(new URL(gw.proxyUrl).port);
