@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { createAdminHandler } from "./admin/server.js";
 import type { ListenAddress, WeirConfig } from "./config/types.js";
-import { createAccessLog, type AccessLog } from "./observability/access-log.js";
+import { type AccessLog, createAccessLog } from "./observability/access-log.js";
 import { pluginRegistry } from "./plugins/index.js";
 import type { Plugin } from "./plugins/types.js";
 import { ConfigSync } from "./proxy/config-sync.js";

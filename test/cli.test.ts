@@ -81,12 +81,15 @@ describe("weir command line", () => {
     dirs.push(dir);
     const bad = join(dir, "bad.yaml");
     writeFileSync(bad, "deployment:\n  admin:\n    admin_listen: { port: -1 }\n");
-    await assert.rejects(run(process.execPath, [...CLI, "config", "check", "-c", bad]), (err: { code: number; stderr: string }) => {
-      assert.equal(err.code, 1);
-      assert.match(err.stderr, /admin_listen/);
-      assert.doesNotMatch(err.stderr, /\n\s+at /, "no stack trace");
-      return true;
-    });
+    await assert.rejects(
+      run(process.execPath, [...CLI, "config", "check", "-c", bad]),
+      (err: { code: number; stderr: string }) => {
+        assert.equal(err.code, 1);
+        assert.match(err.stderr, /admin_listen/);
+        assert.doesNotMatch(err.stderr, /\n\s+at /, "no stack trace");
+        return true;
+      },
+    );
   });
 
   test("a port in use is one clear line and exit code 1", async () => {
@@ -125,7 +128,10 @@ describe("weir command line", () => {
       const put = await fetch(`${weir.admin}/apisix/admin/routes/slow`, {
         method: "PUT",
         headers: { "X-API-KEY": weir.key },
-        body: JSON.stringify({ uri: "/slow", upstream: { nodes: [{ host: "127.0.0.1", port: slow.port, weight: 1 }] } }),
+        body: JSON.stringify({
+          uri: "/slow",
+          upstream: { nodes: [{ host: "127.0.0.1", port: slow.port, weight: 1 }] },
+        }),
       });
       assert.equal(put.status, 201);
       await new Promise((r) => setTimeout(r, 100));
@@ -162,7 +168,8 @@ describe("weir command line", () => {
       // a broken file on SIGHUP keeps the running config
       writeFileSync(conf, "deployment: [this is not valid\n");
       weir.child.kill("SIGHUP");
-      for (let i = 0; i < 50 && !weir.output().includes("reload failed"); i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 50 && !weir.output().includes("reload failed"); i++)
+        await new Promise((r) => setTimeout(r, 50));
       assert.match(weir.output(), /reload failed/);
       assert.equal((await get(newKey)).status, 200);
     } finally {

@@ -87,7 +87,14 @@ describe("plugin pipeline", () => {
       uri: "/tight",
       upstream: { nodes: node },
       plugins: {
-        "limit-req": { rate: 1, burst: 0, key: "remote_addr", rejected_code: 429, rejected_msg: "slow down", nodelay: true },
+        "limit-req": {
+          rate: 1,
+          burst: 0,
+          key: "remote_addr",
+          rejected_code: 429,
+          rejected_msg: "slow down",
+          nodelay: true,
+        },
       },
     });
     const first = await call(`${gw.proxyUrl}/tight`);

@@ -303,7 +303,10 @@ describe("proxy path", () => {
     const odd = await startUpstream("odd", (req, res) => {
       if (req.url === "/odd/204") res.writeHead(204).end();
       else if (req.url === "/odd/304") res.writeHead(304, { etag: '"x"' }).end();
-      else res.writeHead(200, { "content-length": "5", "content-type": "text/plain" }).end(req.method === "HEAD" ? undefined : "hello");
+      else
+        res
+          .writeHead(200, { "content-length": "5", "content-type": "text/plain" })
+          .end(req.method === "HEAD" ? undefined : "hello");
     });
     try {
       await gw.admin("PUT", "/apisix/admin/routes/odd", {

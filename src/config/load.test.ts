@@ -46,7 +46,10 @@ deployment:
 plugins: [limit-req]
 `);
   const fromFile = loadConfig({ path, cwd, env: {} }).config;
-  assert.deepEqual(fromFile.proxy.listen.map((l) => l.port), [7000, 7001]);
+  assert.deepEqual(
+    fromFile.proxy.listen.map((l) => l.port),
+    [7000, 7001],
+  );
   assert.equal(fromFile.admin.listen.port, 7180);
   assert.equal(fromFile.admin.keys[0]!.key, "f".repeat(20));
   assert.deepEqual(fromFile.plugins, ["limit-req"]);
@@ -92,7 +95,7 @@ test("any key can be set as WEIR__SECTION__KEY, parsed as YAML", () => {
   assert.deepEqual(config.admin.allow, ["10.0.0.0/8"]);
 });
 
-test("${{VAR}} and ${{VAR:=default}} read the environment; comments are left alone", () => {
+test("APISIX-style env substitution (VAR and VAR:=default) reads the environment; comments are left alone", () => {
   const { cwd, path } = withFile(`
 # a comment mentioning \${{NOT_SET_ANYWHERE}}
 weir:
@@ -109,7 +112,8 @@ test("bad config files are refused with a message naming the key and the file", 
   const { cwd, path } = withFile("deployment:\n  admin:\n    admin_listen: { ip: 127.0.0.1, port: high }\n");
   assert.throws(
     () => loadConfig({ path, cwd, env: {} }),
-    (err: Error) => err instanceof ConfigError && err.message.includes(path) && err.message.includes("deployment.admin.admin_listen"),
+    (err: Error) =>
+      err instanceof ConfigError && err.message.includes(path) && err.message.includes("deployment.admin.admin_listen"),
   );
   const typo = withFile("weir:\n  node_lisen: 1\n");
   assert.throws(() => loadConfig({ path: typo.path, cwd: typo.cwd, env: {} }), /node_lisen/);

@@ -4,8 +4,8 @@ import { join, resolve } from "node:path";
 import { type Static, Type } from "@sinclair/typebox";
 import { parse as parseYaml } from "yaml";
 import { pluginRegistry } from "../plugins/index.js";
-import { validateSchema } from "./validate.js";
 import type { AdminKey, ListenAddress, WeirConfig } from "./types.js";
+import { validateSchema } from "./validate.js";
 
 /**
  * conf/config.yaml → WeirConfig. Precedence: built-in defaults < the file < environment variables.
@@ -140,7 +140,8 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
 
   applyGenericEnv(file, env);
   const err = validateSchema(FileSchema, file);
-  if (err !== undefined) throw new ConfigError(`${source === "defaults" ? "config" : source}: ${err.replace(/^property /, "key ")}`);
+  if (err !== undefined)
+    throw new ConfigError(`${source === "defaults" ? "config" : source}: ${err.replace(/^property /, "key ")}`);
   const fc = file as FileConfig;
 
   const dataDir = resolve(cwd, env.WEIR_DATA_DIR ?? fc.weir?.data_dir ?? "./data");
@@ -159,7 +160,9 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   if (env.WEIR_VIEWER_KEY) keys.push({ name: "viewer", key: env.WEIR_VIEWER_KEY, role: "viewer" });
   for (const k of keys) {
     if (k.key.length < MIN_KEY_LENGTH) {
-      throw new ConfigError(`admin key "${k.name}" is shorter than ${MIN_KEY_LENGTH} characters; use a long random key`);
+      throw new ConfigError(
+        `admin key "${k.name}" is shorter than ${MIN_KEY_LENGTH} characters; use a long random key`,
+      );
     }
     if (k.key === "edd1c9f034335f136f87ad84b625c8f1") {
       throw new ConfigError(`admin key "${k.name}" is APISIX's well-known default key; use your own`);
@@ -175,7 +178,9 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     provider === "etcd"
       ? {
           provider: "etcd",
-          hosts: env.WEIR_ETCD_HOSTS ? env.WEIR_ETCD_HOSTS.split(",").map((h) => h.trim()) : (etcd?.host ?? ["http://127.0.0.1:2379"]),
+          hosts: env.WEIR_ETCD_HOSTS
+            ? env.WEIR_ETCD_HOSTS.split(",").map((h) => h.trim())
+            : (etcd?.host ?? ["http://127.0.0.1:2379"]),
           prefix: etcd?.prefix ?? "/apisix",
           timeoutMs: (etcd?.timeout ?? 30) * 1000,
           user: etcd?.user,
@@ -186,7 +191,9 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   const plugins = fc.plugins ?? [...pluginRegistry.keys()];
   const unknown = plugins.filter((p) => !pluginRegistry.has(p));
   if (unknown.length > 0) {
-    throw new ConfigError(`unknown plugin(s) in plugins: ${unknown.join(", ")}; known: ${[...pluginRegistry.keys()].join(", ")}`);
+    throw new ConfigError(
+      `unknown plugin(s) in plugins: ${unknown.join(", ")}; known: ${[...pluginRegistry.keys()].join(", ")}`,
+    );
   }
 
   const accessLogSetting = env.WEIR_ACCESS_LOG ?? fc.weir?.access_log ?? "logs/access.log";
@@ -201,7 +208,8 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   }
 
   // APISIX's default: only loopback may call the Admin API.
-  const allow = fc.deployment?.admin?.allow_admin === undefined ? ["127.0.0.0/24", "::1/128"] : fc.deployment.admin.allow_admin;
+  const allow =
+    fc.deployment?.admin?.allow_admin === undefined ? ["127.0.0.0/24", "::1/128"] : fc.deployment.admin.allow_admin;
   return {
     config: {
       dataDir,
@@ -245,19 +253,26 @@ function substituteEnv(text: string, env: NodeJS.ProcessEnv, path: string): stri
 }
 
 function substituteLine(line: string, env: NodeJS.ProcessEnv, path: string): string {
-  return line.replace(/\$\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?::=\s*([^}]*?))?\s*\}\}/g, (_m, name: string, def?: string) => {
-    const value = env[name];
-    if (value !== undefined) return value;
-    if (def !== undefined) return def;
-    throw new ConfigError(`${path}: environment variable ${name} is not set and has no default`);
-  });
+  return line.replace(
+    /\$\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?::=\s*([^}]*?))?\s*\}\}/g,
+    (_m, name: string, def?: string) => {
+      const value = env[name];
+      if (value !== undefined) return value;
+      if (def !== undefined) return def;
+      throw new ConfigError(`${path}: environment variable ${name} is not set and has no default`);
+    },
+  );
 }
 
 /** WEIR__DEPLOYMENT__ADMIN__ADMIN_LISTEN__PORT=9190 sets deployment.admin.admin_listen.port. */
 function applyGenericEnv(file: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
   for (const [name, raw] of Object.entries(env)) {
     if (!name.startsWith("WEIR__") || raw === undefined) continue;
-    const path = name.slice(6).toLowerCase().split("__").filter((p) => p !== "");
+    const path = name
+      .slice(6)
+      .toLowerCase()
+      .split("__")
+      .filter((p) => p !== "");
     if (path.length === 0) continue;
     let value: unknown;
     try {
@@ -294,6 +309,7 @@ export function parseListen(value: unknown, where: string, defaultHost: string):
 }
 
 function checkPort(port: number, where: string): number {
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`${where}: port ${port} is out of range`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new ConfigError(`${where}: port ${port} is out of range`);
   return port;
 }

@@ -103,7 +103,9 @@ export class ConfigSync {
       });
     } catch (err) {
       // Keep serving the last good config; the next change gets another chance.
-      this.log(`config revision ${this.revision} failed to compile, keeping revision ${previous?.revision}: ${(err as Error).message}`);
+      this.log(
+        `config revision ${this.revision} failed to compile, keeping revision ${previous?.revision}: ${(err as Error).message}`,
+      );
       return;
     }
     this.snapshot = next;

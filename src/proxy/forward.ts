@@ -5,7 +5,7 @@ import { connectionTokens, isHopByHopResponseHeader, isManagedRequestHeader } fr
 import type { ResponseWriter } from "./response.js";
 
 /** Why an attempt failed, as the client and the retry logic see it. */
-const enum Failure {
+enum Failure {
   Connect = 502,
   Timeout = 504,
 }

@@ -1,6 +1,6 @@
+import type { Plugin, PluginScope, Reply } from "../plugins/types.js";
 import type { VarSource } from "../router/types.js";
 import { compileVars } from "../router/vars.js";
-import type { Plugin, PluginScope, Reply } from "../plugins/types.js";
 
 /** One configured plugin, compiled: what a phase runner needs and nothing else. */
 export interface PluginEntry {

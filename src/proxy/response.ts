@@ -110,7 +110,8 @@ export class ResponseWriter {
       headers.push("content-length", String(Buffer.byteLength(body)));
     }
     this.head(ctx);
-    if (body !== undefined && ctx.method !== "HEAD") this.data(ctx, typeof body === "string" ? Buffer.from(body) : body);
+    if (body !== undefined && ctx.method !== "HEAD")
+      this.data(ctx, typeof body === "string" ? Buffer.from(body) : body);
     this.end(ctx);
   }
 

@@ -1,11 +1,11 @@
-import type { RouteConfig } from "../config/schemas/route.js";
 import type { ServiceConfig } from "../config/schemas/others.js";
+import type { RouteConfig } from "../config/schemas/route.js";
 import type { UpstreamConfig } from "../config/schemas/upstream.js";
 import type { Plugin } from "../plugins/types.js";
 import { compileRouter } from "../router/router.js";
-import type { RouteSpec, Router } from "../router/types.js";
-import type { StoreEntry } from "../store/types.js";
+import type { Router, RouteSpec } from "../router/types.js";
 import type { ResourceType } from "../store/keys.js";
+import type { StoreEntry } from "../store/types.js";
 import type { PoolManager } from "../upstream/pool.js";
 import { type CompiledUpstream, compileUpstream } from "../upstream/upstream.js";
 import {

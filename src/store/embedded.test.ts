@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { appendFile, cp, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { appendFile, cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, test } from "node:test";
@@ -304,7 +304,10 @@ test("a crash between compaction steps recovers the same state", async () => {
   const later = await openStore(dir);
   assert.equal(later.revision(), 12);
   assert.deepEqual((await later.get(route("new")))?.value, { n: 1 });
-  assert.deepEqual((await later.list(route("1"))).entries, before.entries.filter((e) => e.key === route("1")));
+  assert.deepEqual(
+    (await later.list(route("1"))).entries,
+    before.entries.filter((e) => e.key === route("1")),
+  );
 });
 
 test("a damaged snapshot refuses to open instead of silently losing config", async () => {
@@ -341,7 +344,9 @@ test("a writer SIGKILLed at random moments, compacting as it goes, never loses a
     child.stderr.on("data", (chunk: Buffer) => {
       stderr += chunk.toString();
     });
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on("exit", (_code, signal) => resolve(signal)));
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.on("exit", (_code, signal) => resolve(signal)),
+    );
     const guard = setTimeout(() => child.kill("SIGKILL"), 15_000);
     child.stdout.on("data", (chunk: Buffer) => {
       const first = !stdout.includes("\n");
@@ -353,7 +358,10 @@ test("a writer SIGKILLed at random moments, compacting as it goes, never loses a
     assert.equal(signal, "SIGKILL", `round ${round}: the writer died on its own:\n${stderr}`);
 
     // Only complete lines count: a line cut by the kill was never fully announced.
-    const lines = stdout.split("\n").slice(0, -1).map((line) => JSON.parse(line));
+    const lines = stdout
+      .split("\n")
+      .slice(0, -1)
+      .map((line) => JSON.parse(line));
     assert.deepEqual(lines[0], { ready: revision }, `round ${round}: the writer recovered the previous state`);
     let inFlight: { op: "put" | "delete"; key: string; value?: unknown } | undefined;
     for (const line of lines.slice(1)) {

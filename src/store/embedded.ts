@@ -6,7 +6,7 @@ import { acquireDirLock, type DirLock } from "./lock.js";
 import { MemoryStore } from "./memory.js";
 import { encodeSnapshot, readSnapshot } from "./snapshot-file.js";
 import type { WatchEvent } from "./types.js";
-import { type WalContents, type WalRecord, WalWriter, readWal, walRecordOf } from "./wal.js";
+import { readWal, type WalContents, type WalRecord, WalWriter, walRecordOf } from "./wal.js";
 
 const WAL_FILE = "wal";
 const SNAPSHOT_FILE = "snapshot";
@@ -208,7 +208,9 @@ export class EmbeddedStore extends MemoryStore {
       await this.compactNow(wal);
     } catch (err) {
       this.compactAt = wal.size + this.compactAfterBytes;
-      this.log(`store ${this.dir}: compaction failed, the log keeps growing until it succeeds: ${(err as Error).message}`);
+      this.log(
+        `store ${this.dir}: compaction failed, the log keeps growing until it succeeds: ${(err as Error).message}`,
+      );
     }
   }
 

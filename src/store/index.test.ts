@@ -22,7 +22,8 @@ test("the embedded provider keeps its files in <dataDir>/store", async () => {
 
 test("the etcd provider is refused with a message saying it is not available yet", () => {
   assert.throws(
-    () => createStore({ provider: "etcd", hosts: ["http://127.0.0.1:2379"], prefix: "/apisix", timeoutMs: 5000 }, "/tmp"),
+    () =>
+      createStore({ provider: "etcd", hosts: ["http://127.0.0.1:2379"], prefix: "/apisix", timeoutMs: 5000 }, "/tmp"),
     /etcd provider is not available yet/,
   );
 });

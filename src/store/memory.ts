@@ -7,8 +7,8 @@ import {
   RevisionCompactedError,
   type StoreEntry,
   type WatchEvent,
-  type WatchListener,
   type Watcher,
+  type WatchListener,
 } from "./types.js";
 
 const DEFAULT_HISTORY = 10_000;

@@ -2,7 +2,7 @@ import type { Pool } from "undici";
 import type { UpstreamConfig } from "../config/schemas/upstream.js";
 import type { Balancer, UpstreamNode } from "./balancer.js";
 import { createBalancer } from "./balancers.js";
-import { type PoolManager, type PoolOptions } from "./pool.js";
+import type { PoolManager, PoolOptions } from "./pool.js";
 
 /** A node with everything the proxy needs to talk to it, resolved once per config change. */
 export interface CompiledNode extends UpstreamNode {
