@@ -196,7 +196,8 @@ export function compileWith(conf: LimitReqConfig, _scope: PluginScope, options: 
     nodelay: conf.nodelay === true,
     allowDegradation: conf.allow_degradation === true,
     // APISIX sends rejected_msg as {"error_msg": ...} and otherwise only the status.
-    rejection: conf.rejected_msg === undefined ? { status: code } : { status: code, body: { error_msg: conf.rejected_msg } },
+    rejection:
+      conf.rejected_msg === undefined ? { status: code } : { status: code, body: { error_msg: conf.rejected_msg } },
   };
 }
 

@@ -12,7 +12,22 @@ import { type Captures, compileVarTemplate, type VarTemplate } from "./vars-temp
 export const name = "proxy-rewrite";
 export const priority = 1008;
 
-const METHODS = ["GET", "POST", "PUT", "HEAD", "DELETE", "OPTIONS", "MKCOL", "COPY", "MOVE", "PROPFIND", "LOCK", "UNLOCK", "PATCH", "TRACE"];
+const METHODS = [
+  "GET",
+  "POST",
+  "PUT",
+  "HEAD",
+  "DELETE",
+  "OPTIONS",
+  "MKCOL",
+  "COPY",
+  "MOVE",
+  "PROPFIND",
+  "LOCK",
+  "UNLOCK",
+  "PATCH",
+  "TRACE",
+];
 
 const HEADER_NAME = "^[^:]+$";
 const HeaderValue = Type.Union([Type.String(), Type.Number()]);
@@ -188,7 +203,10 @@ function rewrite(state: State, ctx: PluginContext): undefined {
 // ---- regex_uri --------------------------------------------------------------------------------------------
 
 /** The first rule whose regex matches replaces its first match (ngx.re.sub, not gsub), as APISIX does. */
-function applyRegexUri(rules: readonly RegexRule[], uri: string): { uri: string; captures: RegExpExecArray } | undefined {
+function applyRegexUri(
+  rules: readonly RegexRule[],
+  uri: string,
+): { uri: string; captures: RegExpExecArray } | undefined {
   for (let i = 0; i < rules.length; i++) {
     const rule = rules[i]!;
     const m = rule.regex.exec(uri);

@@ -18,7 +18,9 @@ const ALGORITHMS = ["uuid", "nanoid", "range_id", "ksuid", "uuidv7"] as const;
 export const schema = Type.Object({
   header_name: Type.Optional(Type.String({ default: "X-Request-Id" })),
   include_in_response: Type.Optional(Type.Boolean({ default: true })),
-  algorithm: Type.Optional(Type.Unsafe<(typeof ALGORITHMS)[number]>({ type: "string", enum: ALGORITHMS, default: "uuid" })),
+  algorithm: Type.Optional(
+    Type.Unsafe<(typeof ALGORITHMS)[number]>({ type: "string", enum: ALGORITHMS, default: "uuid" }),
+  ),
   range_id: Type.Optional(
     Type.Object(
       {
@@ -137,7 +139,8 @@ const ksuidWords = new Uint32Array(5);
 function ksuid(): string {
   const w = ksuidWords;
   w[0] = Math.floor(Date.now() / 1000) - KSUID_EPOCH;
-  for (let i = 1; i < 5; i++) w[i] = ((randomByte() << 24) | (randomByte() << 16) | (randomByte() << 8) | randomByte()) >>> 0;
+  for (let i = 1; i < 5; i++)
+    w[i] = ((randomByte() << 24) | (randomByte() << 16) | (randomByte() << 8) | randomByte()) >>> 0;
   let out = "";
   for (let digit = 0; digit < 27; digit++) {
     // Long division of the 160-bit big-endian number by 62; the remainder is the next digit (from the end).

@@ -53,10 +53,10 @@ export class VarTemplate {
   }
 
   /**
-   * The rendered string. `escape` is applied to every substituted value (APISIX's escaper argument), never
+   * The rendered string. `escaper` is applied to every substituted value (APISIX's escaper argument), never
    * to the template's own text.
    */
-  render(vars: VarSource, captures?: Captures, escape?: (value: string) => string): string {
+  render(vars: VarSource, captures?: Captures, escaper?: (value: string) => string): string {
     const parts = this.parts;
     if (parts.length === 1 && parts[0]!.kind === LITERAL) return parts[0]!.text;
     let out = "";
@@ -70,7 +70,7 @@ export class VarTemplate {
       if (p.kind === VARIABLE) value = vars.var(p.name) ?? p.fallback;
       else value = captures?.[p.index];
       if (value === undefined || value === "") continue;
-      out += escape === undefined ? value : escape(value);
+      out += escaper === undefined ? value : escaper(value);
     }
     return out;
   }

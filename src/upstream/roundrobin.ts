@@ -37,7 +37,7 @@ class RoundRobinBalancer implements Balancer {
 
   pick(_request: BalancerRequest, tried: ReadonlySet<string> | undefined): UpstreamNode | undefined {
     const single = this.single;
-    if (single !== undefined) return tried !== undefined && tried.has(single.key) ? undefined : single;
+    if (single !== undefined) return tried?.has(single.key) ? undefined : single;
     const tiers = this.tiers;
     for (let t = 0; t < tiers.length; t++) {
       const tier = tiers[t]!;
@@ -45,7 +45,7 @@ class RoundRobinBalancer implements Balancer {
       let total = 0;
       for (let i = 0; i < tier.length; i++) {
         const slot = tier[i]!;
-        if (tried !== undefined && tried.has(slot.node.key)) continue;
+        if (tried?.has(slot.node.key)) continue;
         slot.current += slot.weight;
         total += slot.weight;
         if (best === undefined || slot.current > best.current) best = slot;

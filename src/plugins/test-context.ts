@@ -1,0 +1,190 @@
+import { IncomingMessage } from "node:http";
+import { Socket } from "node:net";
+import { performance } from "node:perf_hooks";
+import type { PluginContext } from "./context.js";
+
+/**
+ * A complete PluginContext for unit tests of plugins: a real IncomingMessage, the variables plugins read
+ * most, and request/response header lists that header operations really change. Every operation is also
+ * recorded in order (`set x: v`, `add x: v`, `remove x`) so tests can assert how a plugin changed headers.
+ * It is not the proxy's RequestContext: plugins must not import the proxy layer, nor do their unit tests.
+ */
+export interface TestRequest {
+  method?: string;
+  /** Path and query as on the request line. */
+  url?: string;
+  headers?: Record<string, string | string[]>;
+  remoteAddr?: string;
+  body?: string;
+}
+
+type HeaderLine = [name: string, value: string];
+
+export class TestContext implements PluginContext {
+  readonly req: IncomingMessage;
+  readonly startTime = performance.now();
+  readonly method: string;
+  readonly path: string;
+  readonly query: string;
+  readonly remoteAddr: string;
+  routeId: string | undefined = "1";
+  serviceId: string | undefined = undefined;
+  uriParams: Record<string, string> | undefined = undefined;
+
+  upstreamUri: string;
+  upstreamMethod: string;
+  upstreamHost: string | undefined = undefined;
+  status = 0;
+  readonly pluginData = new Map<string, unknown>();
+
+  /** Request header lines as they would be sent upstream. */
+  readonly requestHeaders: HeaderLine[] = [];
+  /** Response header lines as they would be sent to the client. */
+  readonly responseHeaders: HeaderLine[] = [];
+  readonly requestHeaderLog: string[] = [];
+  readonly responseHeaderLog: string[] = [];
+  /** Variables set with setVar. */
+  readonly vars = new Map<string, string>();
+  body: Buffer | undefined;
+
+  constructor(request: TestRequest = {}) {
+    const url = request.url ?? "/";
+    this.req = new IncomingMessage(new Socket());
+    this.req.method = request.method ?? "GET";
+    this.req.url = url;
+    const headers: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(request.headers ?? {})) {
+      headers[name.toLowerCase()] = value;
+      for (const v of Array.isArray(value) ? value : [value]) this.requestHeaders.push([name, v]);
+    }
+    this.req.headers = headers;
+    this.method = this.req.method;
+    const q = url.indexOf("?");
+    this.path = decodePath(q === -1 ? url : url.slice(0, q));
+    this.query = q === -1 ? "" : url.slice(q + 1);
+    this.remoteAddr = request.remoteAddr ?? "127.0.0.1";
+    this.upstreamUri = url;
+    this.upstreamMethod = this.method;
+    this.body = request.body === undefined ? undefined : Buffer.from(request.body);
+  }
+
+  var(name: string): string | undefined {
+    const custom = this.vars.get(name);
+    if (custom !== undefined) return custom;
+    switch (name) {
+      case "uri":
+        return this.path;
+      case "request_uri":
+        return this.req.url;
+      case "args":
+      case "query_string":
+        return this.query === "" ? undefined : this.query;
+      case "is_args":
+        return this.query === "" ? "" : "?";
+      case "host":
+        return this.req.headers.host?.replace(/:\d+$/, "").toLowerCase();
+      case "remote_addr":
+        return this.remoteAddr;
+      case "request_method":
+        return this.method;
+      case "route_id":
+        return this.routeId;
+      case "upstream_uri":
+        return this.upstreamUri;
+    }
+    if (name.startsWith("http_")) {
+      const v = this.req.headers[name.slice(5).replaceAll("_", "-")];
+      return Array.isArray(v) ? v.join(", ") : v;
+    }
+    if (name.startsWith("arg_")) return new URLSearchParams(this.query).get(name.slice(4)) ?? undefined;
+    if (name.startsWith("cookie_")) {
+      for (const part of (this.req.headers.cookie as string | undefined)?.split(";") ?? []) {
+        const eq = part.indexOf("=");
+        if (eq !== -1 && part.slice(0, eq).trim() === name.slice(7)) return part.slice(eq + 1).trim();
+      }
+    }
+    return undefined;
+  }
+
+  setVar(name: string, value: string): void {
+    this.vars.set(name, value);
+  }
+
+  getRequestHeader(name: string): string | undefined {
+    return get(this.requestHeaders, name);
+  }
+
+  setRequestHeader(name: string, value: string): void {
+    this.requestHeaderLog.push(`set ${name}: ${value}`);
+    set(this.requestHeaders, name, value);
+  }
+
+  addRequestHeader(name: string, value: string): void {
+    this.requestHeaderLog.push(`add ${name}: ${value}`);
+    this.requestHeaders.push([name, value]);
+  }
+
+  removeRequestHeader(name: string): void {
+    this.requestHeaderLog.push(`remove ${name}`);
+    remove(this.requestHeaders, name);
+  }
+
+  readBody(): Promise<Buffer> {
+    this.body ??= Buffer.alloc(0);
+    return Promise.resolve(this.body);
+  }
+
+  setBody(body: Buffer | string): void {
+    this.body = typeof body === "string" ? Buffer.from(body) : body;
+  }
+
+  getResponseHeader(name: string): string | undefined {
+    return get(this.responseHeaders, name);
+  }
+
+  setResponseHeader(name: string, value: string): void {
+    this.responseHeaderLog.push(`set ${name}: ${value}`);
+    set(this.responseHeaders, name, value);
+  }
+
+  addResponseHeader(name: string, value: string): void {
+    this.responseHeaderLog.push(`add ${name}: ${value}`);
+    this.responseHeaders.push([name, value]);
+  }
+
+  removeResponseHeader(name: string): void {
+    this.responseHeaderLog.push(`remove ${name}`);
+    remove(this.responseHeaders, name);
+  }
+
+  /** Every value of a request header as it would go upstream. */
+  requestHeaderValues(name: string): string[] {
+    const lower = name.toLowerCase();
+    return this.requestHeaders.filter(([n]) => n.toLowerCase() === lower).map(([, v]) => v);
+  }
+}
+
+function get(lines: HeaderLine[], name: string): string | undefined {
+  const lower = name.toLowerCase();
+  const values = lines.filter(([n]) => n.toLowerCase() === lower).map(([, v]) => v);
+  return values.length === 0 ? undefined : values.join(", ");
+}
+
+function set(lines: HeaderLine[], name: string, value: string): void {
+  remove(lines, name);
+  lines.push([name, value]);
+}
+
+function remove(lines: HeaderLine[], name: string): void {
+  const lower = name.toLowerCase();
+  for (let i = lines.length - 1; i >= 0; i--) if (lines[i]![0].toLowerCase() === lower) lines.splice(i, 1);
+}
+
+/** nginx `$uri` for the simple paths tests use: percent-decoded. */
+function decodePath(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
