@@ -1,3 +1,4 @@
+import { STATUS_CODES } from "node:http";
 import type { Reply } from "../plugins/types.js";
 import { applyHeaderOps, type RequestContext } from "./context.js";
 import type { PluginEntry, RequestPhases } from "./plugin-chain.js";
@@ -67,8 +68,13 @@ export class ResponseWriter {
     if (ctx.res.headersSent || ctx.res.destroyed) return;
     let body: Buffer | string | undefined;
     let type: string | undefined;
-    if (reply.body === undefined) body = undefined;
-    else if (typeof reply.body === "string" || Buffer.isBuffer(reply.body)) body = reply.body;
+    if (reply.body === undefined) {
+      // A bare rejection (limit-req without rejected_msg…) still gets APISIX's JSON error shape.
+      if (reply.status >= 400) {
+        body = `{"error_msg":${JSON.stringify(STATUS_CODES[reply.status] ?? "error")}}\n`;
+        type = JSON_TYPE;
+      }
+    } else if (typeof reply.body === "string" || Buffer.isBuffer(reply.body)) body = reply.body;
     else {
       body = JSON.stringify(reply.body);
       type = JSON_TYPE;
