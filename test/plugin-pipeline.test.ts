@@ -1,19 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { startTestGateway, type TestGateway } from "./helpers/gateway.js";
+import { fetchBody as call } from "./helpers/http.js";
 import { startUpstream, type TestUpstream } from "./helpers/upstream.js";
-
-async function call(url: string, init?: RequestInit) {
-  const res = await fetch(url, init);
-  const text = await res.text();
-  let body: any = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // not JSON
-  }
-  return { status: res.status, headers: res.headers, body };
-}
 
 /** Plugins driven through a real gateway: phases, precedence and merging as APISIX defines them. */
 describe("plugin pipeline", () => {

@@ -2,19 +2,8 @@ import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
 import { after, before, describe, test } from "node:test";
 import { startTestGateway, type TestGateway } from "./helpers/gateway.js";
+import { fetchBody as get } from "./helpers/http.js";
 import { deadPort, startUpstream, type TestUpstream } from "./helpers/upstream.js";
-
-async function get(url: string, init?: RequestInit): Promise<{ status: number; headers: Headers; body: any }> {
-  const res = await fetch(url, init);
-  const text = await res.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // plain text
-  }
-  return { status: res.status, headers: res.headers, body };
-}
 
 describe("proxy path", () => {
   let gw: TestGateway;
