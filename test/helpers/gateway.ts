@@ -26,6 +26,8 @@ export interface TestGatewayOptions {
   keepDataDir?: boolean;
   store?: ConfigStore;
   plugins?: string[];
+  /** Access log file (absolute path); off by default. */
+  accessLog?: string;
   log?: (line: string) => void;
 }
 
@@ -48,7 +50,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
     },
     store: { provider: "embedded" },
     plugins: options.plugins ?? [...pluginRegistry.keys()],
-    accessLog: { path: null },
+    accessLog: { path: options.accessLog ?? null },
     shutdownTimeoutMs: 5_000,
   };
   const logs: string[] = [];
