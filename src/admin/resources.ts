@@ -1,5 +1,4 @@
 import type { TSchema } from "@sinclair/typebox";
-import { RouteSchema } from "../config/schemas/route.js";
 import {
   ConsumerGroupSchema,
   ConsumerSchema,
@@ -7,6 +6,7 @@ import {
   PluginConfigSchema,
   ServiceSchema,
 } from "../config/schemas/others.js";
+import { RouteSchema } from "../config/schemas/route.js";
 import { UpstreamSchema } from "../config/schemas/upstream.js";
 import { validatePlugins, validateSchema } from "../config/validate.js";
 import type { Plugin } from "../plugins/types.js";
@@ -196,18 +196,19 @@ export const RESOURCES: ReadonlyMap<string, ResourceDef> = new Map<string, Resou
 );
 
 /** Resources that others point at, and who points at them (APISIX refuses such deletes without force). */
-export const REFERENCED_BY: ReadonlyMap<ResourceType, { from: ResourceType; field: string; fromName: string }[]> = new Map([
-  [
-    "upstreams",
+export const REFERENCED_BY: ReadonlyMap<ResourceType, { from: ResourceType; field: string; fromName: string }[]> =
+  new Map([
     [
-      { from: "routes", field: "upstream_id", fromName: "route" },
-      { from: "services", field: "upstream_id", fromName: "service" },
+      "upstreams",
+      [
+        { from: "routes", field: "upstream_id", fromName: "route" },
+        { from: "services", field: "upstream_id", fromName: "service" },
+      ],
     ],
-  ],
-  ["services", [{ from: "routes", field: "service_id", fromName: "route" }]],
-  ["plugin_configs", [{ from: "routes", field: "plugin_config_id", fromName: "route" }]],
-  ["consumer_groups", [{ from: "consumers", field: "group_id", fromName: "consumer" }]],
-]);
+    ["services", [{ from: "routes", field: "service_id", fromName: "route" }]],
+    ["plugin_configs", [{ from: "routes", field: "plugin_config_id", fromName: "route" }]],
+    ["consumer_groups", [{ from: "consumers", field: "group_id", fromName: "consumer" }]],
+  ]);
 
 export function validateResource(def: ResourceDef, value: unknown): string | undefined {
   const err = validateSchema(def.schema, value);

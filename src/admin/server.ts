@@ -59,7 +59,8 @@ export function createAdminHandler(options: AdminOptions): (req: IncomingMessage
       (answer) => send(res, answer),
       (err: unknown) => {
         if (err instanceof AdminError) send(res, { status: err.status, body: { error_msg: err.message } });
-        else send(res, { status: 500, body: { error_msg: `internal error: ${(err as Error)?.message ?? String(err)}` } });
+        else
+          send(res, { status: 500, body: { error_msg: `internal error: ${(err as Error)?.message ?? String(err)}` } });
       },
     );
   };
@@ -79,6 +80,7 @@ class AdminApi {
   private readonly store: ConfigStore;
   private readonly options: AdminOptions;
   private readonly checkContext: CheckContext;
+  private readonly keyLocks = new Map<string, Promise<void>>();
 
   constructor(options: AdminOptions) {
     this.options = options;
@@ -100,7 +102,11 @@ class AdminApi {
     if (role === undefined) fail(401, "failed to check token");
     if (role === "viewer" && method !== "GET") fail(401, "invalid method for role viewer");
 
-    const parts = url.pathname.slice(PREFIX.length).split("/").filter((p) => p !== "").map(decodeURIComponent);
+    const parts = url.pathname
+      .slice(PREFIX.length)
+      .split("/")
+      .filter((p) => p !== "")
+      .map(decodeURIComponent);
     const [type, id, ...sub] = parts;
     if (type === undefined) fail(404, "404 Route Not Found");
     const body = method === "GET" || method === "DELETE" ? undefined : await readJson(req);
@@ -213,8 +219,24 @@ class AdminApi {
     return fail(500, "could not generate a unique id");
   }
 
-  private async patch(def: ResourceDef, id: string, sub: string[], body: unknown): Promise<Answer> {
+  private patch(def: ResourceDef, id: string, sub: string[], body: unknown): Promise<Answer> {
+    // PATCHes to one key from this process queue up; compare-and-swap below still guards against other
+    // writers (another gateway on the same etcd).
     const key = resourceKey(def.type, id);
+    const previous = this.keyLocks.get(key) ?? Promise.resolve();
+    const run = previous.then(() => this.patchNow(def, id, key, sub, body));
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.keyLocks.set(key, settled);
+    void settled.then(() => {
+      if (this.keyLocks.get(key) === settled) this.keyLocks.delete(key);
+    });
+    return run;
+  }
+
+  private async patchNow(def: ResourceDef, id: string, key: string, sub: string[], body: unknown): Promise<Answer> {
     // Compare-and-swap so two concurrent PATCHes both land instead of one overwriting the other.
     for (let attempt = 0; attempt < 8; attempt++) {
       const existing = await this.store.get(key);
@@ -225,7 +247,8 @@ class AdminApi {
         next = setAtPath(current, sub, structuredClone(body));
       } else {
         const patch = asObject(structuredClone(body));
-        if (patch[def.idField] !== undefined && String(patch[def.idField]) !== id) fail(400, `wrong ${def.name} ${def.idField}`);
+        if (patch[def.idField] !== undefined && String(patch[def.idField]) !== id)
+          fail(400, `wrong ${def.name} ${def.idField}`);
         next = mergePatch(current, patch) as Record<string, unknown>;
       }
       await this.validate(def, next, existing);
@@ -286,7 +309,8 @@ class AdminApi {
     const plugin = registry.get(name);
     if (plugin === undefined) return { status: 404, body: { error_msg: `plugin not found: ${name}` } };
     const kind = query.get("schema_type");
-    const schema = kind === "consumer" ? plugin.consumerSchema : kind === "metadata" ? plugin.metadataSchema : plugin.schema;
+    const schema =
+      kind === "consumer" ? plugin.consumerSchema : kind === "metadata" ? plugin.metadataSchema : plugin.schema;
     if (schema === undefined) return { status: 404, body: { error_msg: `plugin ${name} has no ${kind} schema` } };
     return { status: 200, body: schema };
   }
@@ -317,11 +341,15 @@ class AdminApi {
     const key = resourceKey(type, name);
     if (method === "GET") {
       const entry = await this.store.get(key);
-      return entry === undefined ? { status: 404, body: { message: "Key not found" } } : { status: 200, body: envelope(entry) };
+      return entry === undefined
+        ? { status: 404, body: { message: "Key not found" } }
+        : { status: 200, body: envelope(entry) };
     }
     if (method === "DELETE") {
       const removed = await this.store.delete(key);
-      return removed === undefined ? { status: 404, body: { message: "Key not found" } } : { status: 200, body: { deleted: "1", key } };
+      return removed === undefined
+        ? { status: 404, body: { message: "Key not found" } }
+        : { status: 200, body: { deleted: "1", key } };
     }
     if (method !== "PUT") fail(405, `method ${method} is not allowed`);
     const plugin = this.options.plugins.get(name);
@@ -359,12 +387,18 @@ function envelope(entry: StoreEntry) {
 function checkId(def: ResourceDef, id: string): void {
   if (def.idField === "username") {
     if (!/^[a-zA-Z0-9_-]+$/.test(id) || id.length > 100) {
-      fail(400, `invalid configuration: property "username" validation failed: failed to match pattern "^[a-zA-Z0-9_\\-]+$" with "${id}"`);
+      fail(
+        400,
+        `invalid configuration: property "username" validation failed: failed to match pattern "^[a-zA-Z0-9_\\-]+$" with "${id}"`,
+      );
     }
     return;
   }
   if (id.length > 64 || !ID_PATTERN.test(id)) {
-    fail(400, `invalid configuration: property "id" validation failed: failed to match pattern "^[a-zA-Z0-9-_.]+$" with "${id}"`);
+    fail(
+      400,
+      `invalid configuration: property "id" validation failed: failed to match pattern "^[a-zA-Z0-9-_.]+$" with "${id}"`,
+    );
   }
 }
 
