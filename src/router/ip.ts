@@ -127,7 +127,7 @@ export function compileIpMatcher(list: readonly string[]): (ip: string) => boole
       }
     }
     if (a4 === undefined) return false;
-    for (const r of v4) if (((a4 & r.mask) >>> 0) === r.net) return true;
+    for (const r of v4) if ((a4 & r.mask) >>> 0 === r.net) return true;
     return false;
   };
 }

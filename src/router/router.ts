@@ -1,5 +1,5 @@
 import { compileIpMatcher } from "./ip.js";
-import type { MatchInput, RouteMatch, RouteSpec, Router, VarSource } from "./types.js";
+import type { MatchInput, RouteMatch, Router, RouteSpec, VarSource } from "./types.js";
 import { compileVars, readsPostArgs, type VarsPredicate } from "./vars.js";
 
 /**
@@ -48,7 +48,10 @@ class PathTable<T> {
       list.push(candidate);
       return;
     }
-    const cut = Math.min(star === -1 ? Number.POSITIVE_INFINITY : star, colon === -1 ? Number.POSITIVE_INFINITY : colon + 1);
+    const cut = Math.min(
+      star === -1 ? Number.POSITIVE_INFINITY : star,
+      colon === -1 ? Number.POSITIVE_INFINITY : colon + 1,
+    );
     const staticPrefix = uri.slice(0, cut);
     const pattern = compilePattern(uri, staticPrefix, candidate);
     const seg = firstCompleteSegment(staticPrefix);
@@ -72,7 +75,8 @@ class PathTable<T> {
     const path = input.path;
     const exact = this.exact.get(path);
     if (exact !== undefined) {
-      for (const c of exact) if (conditionsHold(c, input, vars)) return { id: c.id, payload: c.payload, params: undefined };
+      for (const c of exact)
+        if (conditionsHold(c, input, vars)) return { id: c.id, payload: c.payload, params: undefined };
     }
     if (this.buckets.size > 0) {
       const end = path.indexOf("/", 1);
