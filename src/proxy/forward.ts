@@ -1,8 +1,9 @@
 import type { Dispatcher } from "undici";
 import type { CompiledNode, CompiledUpstream } from "../upstream/upstream.js";
-import { applyHeaderOps, type RequestContext } from "./context.js";
-import { connectionTokens, isHopByHopResponseHeader, isManagedRequestHeader } from "./headers.js";
+import type { RequestContext } from "./context.js";
+import { isHopByHopResponseHeader } from "./headers.js";
 import type { ResponseWriter } from "./response.js";
+import { upstreamRequestHeaders } from "./upstream-headers.js";
 
 /** Why an attempt failed, as the client and the retry logic see it. */
 enum Failure {
@@ -72,7 +73,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     this.upstream.balancer.onAttemptStart?.(node);
     this.attemptStart = performance.now();
     if (this.headers === undefined || (this.upstream.passHost === "node" && this.headersForNode !== node)) {
-      this.headers = this.buildHeaders(node);
+      this.headers = upstreamRequestHeaders(ctx, this.upstream, node, false);
       this.headersForNode = node;
     }
     const readTimeout = this.upstream.readTimeoutMs;
@@ -207,73 +208,6 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
       this.sendTimer = undefined;
     }
   }
-
-  private buildHeaders(node: CompiledNode): string[] {
-    const ctx = this.ctx;
-    const raw = ctx.req.rawHeaders;
-    const out: string[] = [];
-    let xff: string | undefined;
-    let proto: string | undefined;
-    let fwdHost: string | undefined;
-    let fwdPort: string | undefined;
-    let hop: Set<string> | undefined;
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!;
-      if (isManagedRequestHeader(name)) {
-        const lower = name.toLowerCase();
-        if (lower === "x-forwarded-for") xff = xff === undefined ? raw[i + 1] : `${xff}, ${raw[i + 1]}`;
-        else if (lower === "x-forwarded-proto") proto = raw[i + 1];
-        else if (lower === "x-forwarded-host") fwdHost = raw[i + 1];
-        else if (lower === "x-forwarded-port") fwdPort = raw[i + 1];
-        else if (lower === "connection") hop = connectionTokens(raw[i + 1]);
-        continue;
-      }
-      out.push(name, raw[i + 1]!);
-    }
-    if (hop !== undefined) {
-      for (let i = out.length - 2; i >= 0; i -= 2) {
-        if (hop.has(out[i]!.toLowerCase())) out.splice(i, 2);
-      }
-    }
-    const clientHost = ctx.req.headers.host ?? "";
-    const host =
-      ctx.upstreamHost ??
-      (this.upstream.passHost === "node"
-        ? node.hostHeader
-        : this.upstream.passHost === "rewrite"
-          ? (this.upstream.upstreamHost ?? clientHost)
-          : clientHost);
-    const remote = ctx.remoteAddr;
-    const scheme = "encrypted" in ctx.req.socket ? "https" : "http";
-    out.push(
-      "host",
-      host,
-      "x-real-ip",
-      remote,
-      "x-forwarded-for",
-      xff === undefined ? remote : `${xff}, ${remote}`,
-      "x-forwarded-proto",
-      proto ?? scheme,
-      "x-forwarded-host",
-      fwdHost ?? ctx.host,
-      "x-forwarded-port",
-      fwdPort ?? String(ctx.req.socket.localPort ?? ""),
-    );
-    if (ctx.body !== undefined) {
-      setHeader(out, "content-length", String(ctx.body.length));
-    }
-    return ctx.requestHeaderOps === undefined ? out : applyHeaderOps(out, ctx.requestHeaderOps);
-  }
-}
-
-function setHeader(headers: string[], lower: string, value: string): void {
-  for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i]!.toLowerCase() === lower) {
-      headers[i + 1] = value;
-      return;
-    }
-  }
-  headers.push(lower, value);
 }
 
 function classify(err: Error): Failure {
