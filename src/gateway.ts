@@ -95,6 +95,7 @@ export class Gateway {
         },
         this.handler.handle,
       );
+      server.on("upgrade", this.handler.upgrade);
       await listen(server, address);
       this.proxyServers.push(server);
     }

@@ -45,6 +45,9 @@ export class RequestContext implements PluginContext {
   /** Upstream response headers as raw name/value pairs, once known. */
   responseHeaders: string[] | undefined = undefined;
 
+  /** Set for HTTP Upgrade requests: bytes the client sent after the handshake head. */
+  upgradeHead: Buffer | undefined = undefined;
+
   /** The buffered request body when a plugin read or replaced it; the proxy then sends this copy. */
   body: Buffer | undefined = undefined;
   private bodyPromise: Promise<Buffer> | undefined = undefined;

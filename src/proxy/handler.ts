@@ -1,10 +1,13 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { type IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import type { MaybeAsync, PhaseResult, Reply } from "../plugins/types.js";
 import { BodyTooLargeError, RequestContext } from "./context.js";
 import { UpstreamCall } from "./forward.js";
 import type { PhaseStep } from "./plugin-chain.js";
 import type { ResponseWriter } from "./response.js";
 import type { Snapshot } from "./snapshot.js";
+import { WebSocketTunnel } from "./websocket.js";
 
 export interface SnapshotSource {
   readonly current: Snapshot;
@@ -43,6 +46,19 @@ export class ProxyHandler {
       );
       return;
     }
+    this.route(ctx);
+  };
+
+  /** HTTP Upgrade requests (WebSocket): same routing and plugins, then a tunnel instead of a request. */
+  readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const res = new ServerResponse(req);
+    res.assignSocket(socket as Socket);
+    res.shouldKeepAlive = false;
+    // An answer other than the tunnel (404, a plugin's rejection) ends the connection.
+    res.once("finish", () => socket.end());
+    socket.on("error", () => socket.destroy());
+    const ctx = new RequestContext(req, res, this.snapshots.current);
+    ctx.upgradeHead = head;
     this.route(ctx);
   };
 
@@ -111,6 +127,14 @@ export class ProxyHandler {
     }
     if (upstream.nodes.length === 0) {
       this.writer.error(ctx, 503, "no valid upstream node");
+      return;
+    }
+    if (ctx.upgradeHead !== undefined) {
+      if (!route.enableWebsocket) {
+        this.writer.error(ctx, 400, "websocket is not enabled on this route (enable_websocket)");
+        return;
+      }
+      new WebSocketTunnel(ctx, upstream, this.writer, ctx.upgradeHead).start();
       return;
     }
     new UpstreamCall(ctx, upstream, this.writer).start();

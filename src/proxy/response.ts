@@ -108,6 +108,11 @@ export class ResponseWriter {
     this.log(ctx);
   }
 
+  /** A WebSocket tunnel ended: only the log phase is left to run. */
+  tunnelClosed(ctx: RequestContext): void {
+    this.log(ctx);
+  }
+
   private send(ctx: RequestContext, status: number, headers: string[], body: Buffer | string | undefined): void {
     ctx.status = status;
     ctx.responseHeaders = headers;

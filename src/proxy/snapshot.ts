@@ -29,6 +29,8 @@ export interface CompiledRoute {
   readonly upstream: CompiledUpstream | undefined;
   /** Why there is no upstream, for the 503 message. */
   readonly upstreamError: string | undefined;
+  /** `enable_websocket` of the route, else of its service. */
+  readonly enableWebsocket: boolean;
   /** Revisions of the route and everything it merges; equal keys mean an identical compiled route. */
   readonly revisionKey: string;
 }
@@ -153,6 +155,7 @@ export function compileSnapshot(tables: ResourceTables, revision: number, option
         phases: combinePhases(globalPlugins, plugins),
         upstream,
         upstreamError: error,
+        enableWebsocket: route.enable_websocket ?? service?.enable_websocket ?? false,
         revisionKey: upstreamKey,
       };
       routes.set(id, compiled);

@@ -144,9 +144,10 @@ test("the first attempt allocates nothing: 2M picks trigger no young-generation 
     }
   });
   observer.observe({ entryTypes: ["gc"] });
-  // 2M picks allocating even 16 bytes each would be 32 MB: several scavenges.
+  // 2M picks allocating even 16 bytes each would be 32 MB: a dozen scavenges or more. The test runner's
+  // own work may cause one or two while we wait, so a small count is tolerated.
   for (let i = 0; i < 2_000_000; i++) rr.pick(noVars, undefined);
   await new Promise((resolve) => setTimeout(resolve, 50)); // gc entries are delivered asynchronously
   observer.disconnect();
-  assert.equal(scavenges, 0);
+  assert.ok(scavenges <= 2, `${scavenges} young-generation GCs during 2M picks`);
 });
