@@ -18,6 +18,8 @@ export interface GatewayOptions {
   log?: (line: string) => void;
   /** Use this store instead of the one config.store names (tests share one store between gateways). */
   store?: ConfigStore;
+  /** The plugins to choose enabled ones from; defaults to every built-in (tests add test-only plugins). */
+  registry?: ReadonlyMap<string, Plugin>;
 }
 
 /**
@@ -28,6 +30,7 @@ export class Gateway {
   private config: WeirConfig;
   private readonly log: (line: string) => void;
   private readonly ownsStore: boolean;
+  private readonly available: ReadonlyMap<string, Plugin>;
   private store: ConfigStore | undefined;
   private readonly pools = new PoolManager();
   private sync: ConfigSync | undefined;
@@ -43,6 +46,7 @@ export class Gateway {
     this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.store = options.store;
     this.ownsStore = options.store === undefined;
+    this.available = options.registry ?? pluginRegistry;
   }
 
   get proxyAddresses(): ListenAddress[] {
@@ -70,7 +74,7 @@ export class Gateway {
     const store = this.store ?? createStore(config.store, config.dataDir);
     this.store = store;
     if (this.ownsStore) await store.open();
-    const registry = enabledPlugins(config.plugins);
+    const registry = enabledPlugins(config.plugins, this.available);
     this.sync = new ConfigSync({ store, registry, pools: this.pools, log: this.log });
     await this.sync.start();
 
@@ -132,7 +136,8 @@ export class Gateway {
       this.log("enabled plugin list changed: restart Weir to apply");
     }
     this.config = { ...config, proxy: old.proxy, store: old.store, dataDir: old.dataDir, plugins: old.plugins };
-    if (this.adminServer !== undefined) this.adminHandler = this.buildAdminHandler(enabledPlugins(old.plugins));
+    if (this.adminServer !== undefined)
+      this.adminHandler = this.buildAdminHandler(enabledPlugins(old.plugins, this.available));
     if (old.accessLog.path !== config.accessLog.path) {
       const previous = this.accessLog;
       this.accessLog = createAccessLog(config.accessLog.path);
@@ -167,10 +172,10 @@ export class Gateway {
   }
 }
 
-function enabledPlugins(names: readonly string[]): ReadonlyMap<string, Plugin> {
+function enabledPlugins(names: readonly string[], available: ReadonlyMap<string, Plugin>): ReadonlyMap<string, Plugin> {
   const enabled = new Map<string, Plugin>();
   for (const name of names) {
-    const plugin = pluginRegistry.get(name);
+    const plugin = available.get(name);
     if (plugin !== undefined) enabled.set(name, plugin);
   }
   return enabled;

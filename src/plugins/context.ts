@@ -22,6 +22,15 @@ export interface PluginContext {
   /** Params captured by `:name` / `*name` segments of the matched uri. */
   readonly uriParams: Record<string, string> | undefined;
 
+  /** The consumer an auth plugin identified (APISIX's ctx.consumer_name), if any. */
+  readonly consumerName: string | undefined;
+  /**
+   * For auth plugins: makes `username` the request's consumer. After the rewrite phase its plugins (and
+   * its group's) merge into the route's with precedence consumer > group > route, as in APISIX.
+   * Returns false when no such consumer exists.
+   */
+  attachConsumer(username: string): boolean;
+
   /** APISIX/nginx variable lookup: uri, host, remote_addr, http_x_foo, arg_foo, cookie_foo, route_id … */
   var(name: string): string | undefined;
   /** Sets a request-scoped variable that later plugins and the access log can read with var(). */

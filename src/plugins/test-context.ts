@@ -29,6 +29,15 @@ export class TestContext implements PluginContext {
   readonly remoteAddr: string;
   routeId: string | undefined = "1";
   serviceId: string | undefined = undefined;
+  consumerName: string | undefined = undefined;
+  /** Usernames attachConsumer accepts, as the snapshot's consumer table would. */
+  knownConsumers = new Set<string>();
+
+  attachConsumer(username: string): boolean {
+    if (!this.knownConsumers.has(username)) return false;
+    this.consumerName = username;
+    return true;
+  }
   uriParams: Record<string, string> | undefined = undefined;
 
   upstreamUri: string;

@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
 import type { PluginContext } from "../plugins/context.js";
-import type { CompiledRoute, Snapshot } from "./snapshot.js";
+import type { RequestPhases } from "./plugin-chain.js";
+import type { CompiledConsumer, CompiledRoute, Snapshot } from "./snapshot.js";
 
 type HeaderOp = { name: string; lower: string; value: string | undefined; add: boolean };
 
@@ -23,6 +24,9 @@ export class RequestContext implements PluginContext {
   readonly host: string;
 
   route: CompiledRoute | undefined = undefined;
+  /** What this request runs: the route's phases, the global rules' when nothing matched, or a consumer merge. */
+  phases: RequestPhases;
+  consumer: CompiledConsumer | undefined = undefined;
   uriParams: Record<string, string> | undefined = undefined;
 
   upstreamUri: string;
@@ -70,6 +74,7 @@ export class RequestContext implements PluginContext {
     this.query = q === -1 ? "" : url.slice(q + 1);
     this.remoteAddr = normalizeAddress(req.socket.remoteAddress);
     this.host = hostWithoutPort(req.headers.host);
+    this.phases = snapshot.noRoutePhases;
     this.upstreamUri = url;
     this.upstreamMethod = this.method;
   }
@@ -80,6 +85,17 @@ export class RequestContext implements PluginContext {
 
   get serviceId(): string | undefined {
     return this.route?.serviceId;
+  }
+
+  get consumerName(): string | undefined {
+    return this.consumer?.username;
+  }
+
+  attachConsumer(username: string): boolean {
+    const consumer = this.snapshot.consumers.get(username);
+    if (consumer === undefined) return false;
+    this.consumer = consumer;
+    return true;
   }
 
   get pluginData(): Map<string, unknown> {
@@ -128,6 +144,10 @@ export class RequestContext implements PluginContext {
         return this.route?.serviceId;
       case "service_name":
         return this.route?.serviceName;
+      case "consumer_name":
+        return this.consumer?.username;
+      case "consumer_group_id":
+        return this.consumer?.groupId;
       case "upstream_uri":
         return this.upstreamUri;
       case "upstream_addr":

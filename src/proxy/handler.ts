@@ -68,22 +68,30 @@ export class ProxyHandler {
 
   private route(ctx: RequestContext): void {
     const match = ctx.snapshot.router.match(ctx, ctx);
-    if (match === undefined) {
-      const steps = ctx.snapshot.noRoutePhases.preProxy;
-      if (steps.length === 0) this.notFound(ctx);
-      else this.runSteps(ctx, steps, 0, true);
-      return;
+    if (match !== undefined) {
+      ctx.route = match.payload;
+      ctx.uriParams = match.params;
+      ctx.phases = match.payload.phases;
     }
-    ctx.route = match.payload;
-    ctx.uriParams = match.params;
-    const steps = match.payload.phases.preProxy;
-    if (steps.length === 0) this.proxy(ctx);
-    else this.runSteps(ctx, steps, 0, false);
+    if (ctx.phases.preProxy.length === 0) this.afterPlugins(ctx);
+    else this.runSteps(ctx, 0);
   }
 
-  /** Runs plugin steps from `index`; a Reply ends the request, a promise suspends the loop until it settles. */
-  private runSteps(ctx: RequestContext, steps: readonly PhaseStep[], index: number, noRoute: boolean): void {
-    for (let i = index; i < steps.length; i++) {
+  /**
+   * Runs ctx.phases.preProxy from `index`; a Reply ends the request, a promise suspends the loop until it
+   * settles. Right after the route's rewrite steps, a consumer identified by an auth plugin switches the
+   * request to the merged consumer phases (APISIX's merge_consumer_route + rewrite_in_consumer).
+   */
+  private runSteps(ctx: RequestContext, index: number): void {
+    let steps = ctx.phases.preProxy;
+    for (let i = index; i <= steps.length; i++) {
+      if (i === ctx.phases.consumerMergeAt && ctx.consumer !== undefined && ctx.route !== undefined) {
+        ctx.phases = ctx.snapshot.consumerPhases(ctx.route, ctx.consumer);
+        steps = ctx.phases.preProxy;
+        i = -1;
+        continue;
+      }
+      if (i === steps.length) break;
       const step = steps[i]!;
       const e = step.entry;
       if (e.filter !== undefined && !e.filter(ctx)) continue;
@@ -96,10 +104,11 @@ export class ProxyHandler {
       }
       if (result === undefined) continue;
       if (result instanceof Promise) {
+        const next = i + 1;
         result.then(
           (r) => {
             if (r !== undefined) this.answer(ctx, step, r);
-            else if (!ctx.res.destroyed) this.runSteps(ctx, steps, i + 1, noRoute);
+            else if (!ctx.res.destroyed) this.runSteps(ctx, next);
             else this.writer.clientGone(ctx);
           },
           (err: unknown) => this.pluginFailed(ctx, step, err),
@@ -109,7 +118,11 @@ export class ProxyHandler {
       this.answer(ctx, step, result);
       return;
     }
-    if (noRoute) this.notFound(ctx);
+    this.afterPlugins(ctx);
+  }
+
+  private afterPlugins(ctx: RequestContext): void {
+    if (ctx.route === undefined) this.notFound(ctx);
     else this.proxy(ctx);
   }
 

@@ -157,6 +157,11 @@ export interface PhaseStep {
 export interface RequestPhases {
   /** rewrite → access → before_proxy, global rules before the route's plugins in each. */
   readonly preProxy: readonly PhaseStep[];
+  /**
+   * Index in preProxy right after the route's rewrite steps: where APISIX merges an identified consumer's
+   * plugins into the route's (auth plugins run in rewrite). -1 when no merge can happen any more.
+   */
+  readonly consumerMergeAt: number;
   readonly headerFilter: readonly PluginEntry[];
   readonly bodyFilter: readonly PluginEntry[];
   readonly log: readonly PluginEntry[];
@@ -165,17 +170,46 @@ export interface RequestPhases {
 export function combinePhases(global: PluginChain, route: PluginChain): RequestPhases {
   const steps = (chain: PluginChain, phase: PreProxyPhase): PhaseStep[] =>
     chain[phase].map((entry) => ({ entry, phase }));
+  const rewrites = [...steps(global, "rewrite"), ...steps(global, "access"), ...steps(route, "rewrite")];
   return {
     preProxy: [
-      ...steps(global, "rewrite"),
-      ...steps(global, "access"),
-      ...steps(route, "rewrite"),
+      ...rewrites,
       ...steps(route, "access"),
       ...steps(global, "before_proxy"),
       ...steps(route, "before_proxy"),
     ],
+    consumerMergeAt: rewrites.length,
     headerFilter: [...global.header_filter, ...route.header_filter],
     bodyFilter: [...global.body_filter, ...route.body_filter],
     log: [...global.log, ...route.log],
+  };
+}
+
+/**
+ * The rest of a request once a consumer is known (APISIX's rewrite_in_consumer): the rewrite phase of
+ * plugins that came from the consumer or its group (auth plugins excluded: they already ran), then access
+ * and before_proxy of the merged set. `merged` already has consumer > group > route precedence applied.
+ */
+export function combineConsumerPhases(
+  global: PluginChain,
+  merged: PluginChain,
+  fromConsumer: ReadonlySet<string>,
+): RequestPhases {
+  const steps = (chain: PluginChain, phase: PreProxyPhase): PhaseStep[] =>
+    chain[phase].map((entry) => ({ entry, phase }));
+  const consumerRewrites = merged.rewrite
+    .filter((e) => fromConsumer.has(e.name) && e.plugin.type !== "auth")
+    .map((entry) => ({ entry, phase: "rewrite" as const }));
+  return {
+    preProxy: [
+      ...consumerRewrites,
+      ...steps(merged, "access"),
+      ...steps(global, "before_proxy"),
+      ...steps(merged, "before_proxy"),
+    ],
+    consumerMergeAt: -1,
+    headerFilter: [...global.header_filter, ...merged.header_filter],
+    bodyFilter: [...global.body_filter, ...merged.body_filter],
+    log: [...global.log, ...merged.log],
   };
 }

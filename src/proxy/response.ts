@@ -166,7 +166,7 @@ export class ResponseWriter {
 const EMPTY = Buffer.alloc(0);
 
 function phasesOf(ctx: RequestContext): RequestPhases {
-  return ctx.route !== undefined ? ctx.route.phases : ctx.snapshot.noRoutePhases;
+  return ctx.phases;
 }
 
 function withoutContentLength(headers: string[]): string[] {

@@ -10,6 +10,7 @@ import type { PoolManager } from "../upstream/pool.js";
 import { type CompiledUpstream, compileUpstream } from "../upstream/upstream.js";
 import {
   buildChain,
+  combineConsumerPhases,
   combinePhases,
   EMPTY_CHAIN,
   type PluginChain,
@@ -29,6 +30,9 @@ export interface CompiledRoute {
   readonly upstream: CompiledUpstream | undefined;
   /** Why there is no upstream, for the 503 message. */
   readonly upstreamError: string | undefined;
+  /** The merged plugin configs (route > plugin_config > service) and their revisions, for consumer merges. */
+  readonly pluginConfs: Readonly<Record<string, unknown>>;
+  readonly pluginsKey: string;
   /** `enable_websocket` of the route, else of its service. */
   readonly enableWebsocket: boolean;
   /** Revisions of the route and everything it merges; equal keys mean an identical compiled route. */
@@ -49,12 +53,30 @@ export interface Snapshot {
   readonly upstreams: ReadonlyMap<string, CompiledUpstream>;
   readonly upstreamRevisions: ReadonlyMap<string, number>;
   readonly pluginMetadata: ReadonlyMap<string, unknown>;
+  /** Consumers by username, with their group resolved. */
+  readonly consumers: ReadonlyMap<string, CompiledConsumer>;
+  /**
+   * The phases left to run once an auth plugin identified `consumer` on `route` (null route: no route
+   * matched). Built on first use per (route, consumer) and kept for the snapshot's lifetime.
+   */
+  consumerPhases(route: CompiledRoute, consumer: CompiledConsumer): RequestPhases;
   /** Upper bound for bodies a plugin buffers (readBody). */
   readonly maxBufferedBody: number;
   /** Plugin instances of this snapshot (to destroy what the next one drops). */
   readonly instances: PluginInstanceCache;
   /** Pool keys this snapshot uses (to close pools nothing uses any more). */
   readonly poolKeys: ReadonlySet<string>;
+}
+
+export interface CompiledConsumer {
+  readonly username: string;
+  readonly groupId: string | undefined;
+  readonly revision: number;
+  /** Consumer group plugins overlaid by the consumer's own (consumer > group). */
+  readonly plugins: Readonly<Record<string, unknown>>;
+  readonly groupRevision: number;
+  /** The raw consumer config (auth plugins read their credentials here). */
+  readonly config: Readonly<Record<string, unknown>>;
 }
 
 export type ResourceTables = ReadonlyMap<ResourceType, ReadonlyMap<string, StoreEntry>>;
@@ -155,6 +177,8 @@ export function compileSnapshot(tables: ResourceTables, revision: number, option
         phases: combinePhases(globalPlugins, plugins),
         upstream,
         upstreamError: error,
+        pluginConfs: merged,
+        pluginsKey: cacheKey,
         enableWebsocket: route.enable_websocket ?? service?.enable_websocket ?? false,
         revisionKey: upstreamKey,
       };
@@ -177,6 +201,52 @@ export function compileSnapshot(tables: ResourceTables, revision: number, option
     }
   }
 
+  const consumers = new Map<string, CompiledConsumer>();
+  const groups = table("consumer_groups");
+  for (const [username, entry] of table("consumers")) {
+    const value = entry.value as { group_id?: string | number; plugins?: Record<string, unknown> };
+    const groupId = value.group_id === undefined ? undefined : String(value.group_id);
+    const group = groupId === undefined ? undefined : groups.get(groupId);
+    consumers.set(username, {
+      username,
+      groupId,
+      revision: entry.modRevision,
+      groupRevision: group?.modRevision ?? 0,
+      plugins: {
+        ...((group?.value as { plugins?: Record<string, unknown> } | undefined)?.plugins ?? {}),
+        ...(value.plugins ?? {}),
+      },
+      config: entry.value as Record<string, unknown>,
+    });
+  }
+  const consumerPhaseCache = new Map<string, RequestPhases>();
+  const consumerPhases = (route: CompiledRoute, consumer: CompiledConsumer): RequestPhases => {
+    const key = `${route.pluginsKey}|consumer/${consumer.username}@${consumer.revision}|group@${consumer.groupRevision}`;
+    let phases = consumerPhaseCache.get(key);
+    if (phases === undefined) {
+      // APISIX precedence: consumer > consumer group > route. Auth plugins' consumer configs are
+      // credentials, not plugin instances, so they do not replace the route's.
+      const merged: Record<string, unknown> = { ...route.pluginConfs };
+      const fromConsumer = new Set<string>();
+      for (const [name, conf] of Object.entries(consumer.plugins)) {
+        if (registry.get(name)?.type === "auth") continue;
+        merged[name] = conf;
+        fromConsumer.add(name);
+      }
+      const chain = buildChain(
+        merged,
+        registry,
+        instances,
+        key,
+        { kind: "consumer", id: consumer.username, revision: consumer.revision },
+        log,
+      );
+      phases = combineConsumerPhases(globalPlugins, chain, fromConsumer);
+      consumerPhaseCache.set(key, phases);
+    }
+    return phases;
+  };
+
   const pluginMetadata = new Map<string, unknown>();
   for (const [name, entry] of table("plugin_metadata")) pluginMetadata.set(name, entry.value);
 
@@ -189,6 +259,8 @@ export function compileSnapshot(tables: ResourceTables, revision: number, option
     upstreams,
     upstreamRevisions,
     pluginMetadata,
+    consumers,
+    consumerPhases,
     maxBufferedBody: options.maxBufferedBody ?? DEFAULT_MAX_BUFFERED_BODY,
     instances,
     poolKeys,

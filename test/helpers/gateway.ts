@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { WeirConfig } from "../../src/config/types.js";
 import { Gateway } from "../../src/gateway.js";
 import { pluginRegistry } from "../../src/plugins/index.js";
+import type { Plugin } from "../../src/plugins/types.js";
 import type { ConfigStore } from "../../src/store/types.js";
 
 export interface TestGateway {
@@ -26,6 +27,8 @@ export interface TestGatewayOptions {
   keepDataDir?: boolean;
   store?: ConfigStore;
   plugins?: string[];
+  /** Extra plugins (test-only) offered next to the built-ins, all enabled. */
+  extraPlugins?: Plugin[];
   /** Access log file (absolute path); off by default. */
   accessLog?: string;
   log?: (line: string) => void;
@@ -33,6 +36,8 @@ export interface TestGatewayOptions {
 
 /** A real gateway on 127.0.0.1 with free ports and its own data dir, as a user would run it. */
 export async function startTestGateway(options: TestGatewayOptions = {}): Promise<TestGateway> {
+  const registry = new Map(pluginRegistry);
+  for (const p of options.extraPlugins ?? []) registry.set(p.name, p);
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "weir-test-"));
   const adminKey = randomBytes(16).toString("hex");
   const viewerKey = randomBytes(16).toString("hex");
@@ -49,12 +54,12 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
       allow: [],
     },
     store: { provider: "embedded" },
-    plugins: options.plugins ?? [...pluginRegistry.keys()],
+    plugins: options.plugins ?? [...registry.keys()],
     accessLog: { path: options.accessLog ?? null },
     shutdownTimeoutMs: 5_000,
   };
   const logs: string[] = [];
-  const gateway = new Gateway(config, { log: options.log ?? ((l) => logs.push(l)), store: options.store });
+  const gateway = new Gateway(config, { log: options.log ?? ((l) => logs.push(l)), store: options.store, registry });
   await gateway.start();
   const proxy = gateway.proxyAddresses[0]!;
   const admin = gateway.adminAddress!;
