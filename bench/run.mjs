@@ -32,7 +32,10 @@ function ensureTools() {
   log(`installing ${missing.join(", ")} from Debian packages`);
   const pkgs = missing.map((t) => (t === "nginx" ? "nginx-light" : t === "taskset" ? "util-linux" : t));
   execFileSync("apt-get", ["update", "-qq"], { stdio: "inherit" });
-  execFileSync("apt-get", ["install", "-y", "-qq", ...pkgs], { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  execFileSync("apt-get", ["install", "-y", "-qq", ...pkgs], {
+    stdio: "inherit",
+    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+  });
 }
 
 async function freePort() {
@@ -94,7 +97,11 @@ async function startNginx(name, core, body) {
   return start("taskset", ["-c", String(core), "nginx", "-p", prefix, "-c", conf]);
 }
 
-const UPSTREAM_BODY = JSON.stringify({ id: "bench", object: "prediction", output: "Flash-MoE is a mixture of experts." });
+const UPSTREAM_BODY = JSON.stringify({
+  id: "bench",
+  object: "prediction",
+  output: "Flash-MoE is a mixture of experts.",
+});
 
 function parseWrk(out) {
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN);
@@ -112,7 +119,18 @@ function parseWrk(out) {
 function wrk(url, seconds) {
   const r = spawnSync(
     "taskset",
-    ["-c", "1", "wrk", "-t1", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", "-H", "Content-Type: application/json", url],
+    [
+      "-c",
+      "1",
+      "wrk",
+      "-t1",
+      `-c${CONNECTIONS}`,
+      `-d${seconds}s`,
+      "--latency",
+      "-H",
+      "Content-Type: application/json",
+      url,
+    ],
     { encoding: "utf8" },
   );
   if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr}`);
@@ -129,7 +147,11 @@ function rssMb(pid) {
 }
 
 async function admin(base, key, path, body) {
-  const res = await fetch(`${base}${path}`, { method: "PUT", headers: { "X-API-KEY": key }, body: JSON.stringify(body) });
+  const res = await fetch(`${base}${path}`, {
+    method: "PUT",
+    headers: { "X-API-KEY": key },
+    body: JSON.stringify(body),
+  });
   if (res.status >= 300) throw new Error(`admin ${path}: ${res.status} ${await res.text()}`);
 }
 
@@ -149,7 +171,10 @@ async function main() {
     "upstream",
     1,
     [up1, up2]
-      .map((p) => `  server { listen 127.0.0.1:${p}; location / { default_type application/json; return 200 '${UPSTREAM_BODY}'; } }`)
+      .map(
+        (p) =>
+          `  server { listen 127.0.0.1:${p}; location / { default_type application/json; return 200 '${UPSTREAM_BODY}'; } }`,
+      )
       .join("\n"),
   );
   await waitForPort(up2, upstream, "upstream nginx");
@@ -169,7 +194,15 @@ async function main() {
   await waitForPort(nginxPort, proxyNginx, "nginx proxy");
   targets.push({ name: "nginx", url: `http://127.0.0.1:${nginxPort}/bench` });
 
-  const floor = start("taskset", ["-c", "0", process.execPath, join(here, "floor.mjs"), String(floorPort), String(up1), String(up2)]);
+  const floor = start("taskset", [
+    "-c",
+    "0",
+    process.execPath,
+    join(here, "floor.mjs"),
+    String(floorPort),
+    String(up1),
+    String(up2),
+  ]);
   await waitForPort(floorPort, floor, "node floor");
   targets.push({ name: "floor", url: `http://127.0.0.1:${floorPort}/bench`, pid: floor.pid });
 
@@ -206,7 +239,8 @@ async function main() {
   const selected = only ? targets.filter((t) => only.includes(t.name)) : targets;
   for (const t of selected) {
     const warm = wrk(t.url, WARMUP);
-    if (warm.non2xx > 0 || Number.isNaN(warm.rps)) throw new Error(`${t.name} is not answering 200 (${JSON.stringify(warm)})`);
+    if (warm.non2xx > 0 || Number.isNaN(warm.rps))
+      throw new Error(`${t.name} is not answering 200 (${JSON.stringify(warm)})`);
   }
 
   const results = Object.fromEntries(selected.map((t) => [t.name, []]));
@@ -215,8 +249,10 @@ async function main() {
       const r = wrk(t.url, DURATION);
       if (t.pid) r.rss = rssMb(t.pid);
       results[t.name].push(r);
-      log(`round ${round} ${t.name}: ${r.rps.toFixed(0)} rps p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms` +
-        (r.non2xx || r.errors ? `  !! non-2xx ${r.non2xx}, socket errors ${r.errors}` : ""));
+      log(
+        `round ${round} ${t.name}: ${r.rps.toFixed(0)} rps p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms` +
+          (r.non2xx || r.errors ? `  !! non-2xx ${r.non2xx}, socket errors ${r.errors}` : ""),
+      );
     }
   }
 
@@ -239,12 +275,17 @@ async function main() {
     ["weir ≥ 0.85× floor (rps)", ratio("weir", "floor"), (v) => v >= 0.85],
     ["weir+limit-req ≥ 0.75× floor (rps)", ratio("weir-limit-req", "floor"), (v) => v >= 0.75],
     ["weir p99 ≤ 2× floor p99", ratio("weir", "floor", "p99"), (v) => v <= 2],
-    ["weir RSS after load ≤ 120 MB", Math.max(...[...(results.weir ?? []), ...(results["weir-limit-req"] ?? [])].map((r) => r.rss)), (v) => v <= 120],
+    [
+      "weir RSS after load ≤ 120 MB",
+      Math.max(...[...(results.weir ?? []), ...(results["weir-limit-req"] ?? [])].map((r) => r.rss)),
+      (v) => v <= 120,
+    ],
   ].filter(([, v]) => !Number.isNaN(v) && Number.isFinite(v));
 
   const fmt = (v, d = 2) => (v === undefined || Number.isNaN(v) ? "—" : v.toFixed(d));
   let md = `## Weir proxy benchmark\n\n${ROUNDS} interleaved rounds × ${DURATION}s, wrk -t1 -c${CONNECTIONS} on core 1 with the upstream nginx; proxies on core 0. Ratios are medians of within-round ratios.\n\n`;
-  md += "| target | req/s | p50 ms | p99 ms | RSS MB | × floor | × nginx | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|\n";
+  md +=
+    "| target | req/s | p50 ms | p99 ms | RSS MB | × floor | × nginx | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const r of rows) {
     md += `| ${r.target} | ${fmt(r.rps, 0)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.rss, 0)} | ${fmt(r.vsFloor)} | ${fmt(r.vsNginx)} | ${r.errors} |\n`;
   }
@@ -258,7 +299,10 @@ async function main() {
   process.stdout.write(md);
   mkdirSync(join(here, "results"), { recursive: true });
   writeFileSync(join(here, "results", "latest.md"), md);
-  writeFileSync(join(here, "results", "latest.json"), JSON.stringify({ rows, results, date: new Date().toISOString() }, null, 2));
+  writeFileSync(
+    join(here, "results", "latest.json"),
+    JSON.stringify({ rows, results, date: new Date().toISOString() }, null, 2),
+  );
   if (failed > 0 && process.env.BENCH_STRICT === "1") process.exitCode = 1;
   if (rows.some((r) => r.errors > 0)) {
     log("some runs had non-2xx responses or socket errors: the figures are not trustworthy");

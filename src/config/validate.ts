@@ -129,7 +129,12 @@ export type PluginSchemaKind = "route" | "consumer" | "metadata";
  * `additionalProperties: false` still accept it.
  */
 export function validatePluginConfig(plugin: Plugin, conf: unknown, kind: PluginSchemaKind): string | undefined {
-  const schema = kind === "consumer" ? (plugin.consumerSchema ?? plugin.schema) : kind === "metadata" ? plugin.metadataSchema : plugin.schema;
+  const schema =
+    kind === "consumer"
+      ? (plugin.consumerSchema ?? plugin.schema)
+      : kind === "metadata"
+        ? plugin.metadataSchema
+        : plugin.schema;
   if (schema === undefined) return `plugin ${plugin.name} has no ${kind} schema`;
   if (conf === null || typeof conf !== "object" || Array.isArray(conf)) {
     return `failed to check the configuration of plugin ${plugin.name} err: wrong type: expected object, got ${jsonType(conf)}`;
@@ -138,7 +143,8 @@ export function validatePluginConfig(plugin: Plugin, conf: unknown, kind: Plugin
   const meta = record._meta;
   if (meta !== undefined) {
     const metaErr = validateSchema(META_SCHEMA, meta);
-    if (metaErr !== undefined) return `failed to check the configuration of plugin ${plugin.name} err: _meta: ${metaErr}`;
+    if (metaErr !== undefined)
+      return `failed to check the configuration of plugin ${plugin.name} err: _meta: ${metaErr}`;
     delete record._meta;
   }
   try {

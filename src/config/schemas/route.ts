@@ -11,9 +11,7 @@ import {
 import { UpstreamSchema } from "./upstream.js";
 
 export const HttpMethodSchema = Type.Union(
-  ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE", "PURGE"].map((m) =>
-    Type.Literal(m),
-  ),
+  ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE", "PURGE"].map((m) => Type.Literal(m)),
 );
 
 export const RouteSchema = Type.Object(
