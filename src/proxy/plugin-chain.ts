@@ -1,3 +1,4 @@
+import { validatePluginConfig } from "../config/validate.js";
 import type { Plugin, PluginScope, Reply } from "../plugins/types.js";
 import type { VarSource } from "../router/types.js";
 import { compileVars } from "../router/vars.js";
@@ -64,7 +65,12 @@ export class PluginInstanceCache {
     const key = `${cacheKey}:${plugin.name}`;
     let inst = this.current.get(key) ?? this.previous.get(key);
     if (inst === undefined || inst.plugin !== plugin) {
-      inst = { plugin, state: plugin.compile ? plugin.compile(conf, scope) : conf };
+      // Config written straight into the store (etcd, by another tool) never met the Admin API: validate
+      // it here, on a copy, so defaults are filled and a bad config is skipped instead of crashing phases.
+      const checked = structuredClone(conf);
+      const err = validatePluginConfig(plugin, checked, "route");
+      if (err !== undefined) throw new Error(err);
+      inst = { plugin, state: plugin.compile ? plugin.compile(checked, scope) : checked };
     }
     this.current.set(key, inst);
     return inst;
@@ -120,7 +126,7 @@ export function buildChain(
     try {
       inst = cache.instance(cacheKey, plugin, conf, scope);
     } catch (err) {
-      log(`${scope.kind} ${scope.id}: plugin "${name}" failed to compile (${(err as Error).message}); skipped`);
+      log(`${scope.kind} ${scope.id}: plugin "${name}" skipped: ${(err as Error).message}`);
       continue;
     }
     entries.push({
