@@ -1,6 +1,7 @@
 import type { Plugin } from "../plugins/types.js";
 import { DEFAULT_PREFIX, parseResourceKey, type ResourceType } from "../store/keys.js";
 import type { ConfigStore, StoreEntry, WatchEvent, Watcher } from "../store/types.js";
+import { HealthCheckManager } from "../upstream/health.js";
 import type { PoolManager } from "../upstream/pool.js";
 import { compileSnapshot, type Snapshot } from "./snapshot.js";
 
@@ -13,6 +14,7 @@ export class ConfigSync {
   private readonly store: ConfigStore;
   private readonly registry: ReadonlyMap<string, Plugin>;
   private readonly pools: PoolManager;
+  readonly health: HealthCheckManager;
   private readonly log: (msg: string) => void;
   private readonly prefix: string;
   private readonly tables = new Map<ResourceType, Map<string, StoreEntry>>();
@@ -32,6 +34,7 @@ export class ConfigSync {
     this.store = options.store;
     this.registry = options.registry;
     this.pools = options.pools;
+    this.health = new HealthCheckManager(options.log);
     this.log = options.log;
     this.prefix = options.prefix ?? DEFAULT_PREFIX;
   }
@@ -58,6 +61,7 @@ export class ConfigSync {
   stop(): void {
     this.watcher?.close();
     this.watcher = undefined;
+    this.health.stop();
     if (this.snapshot !== undefined) {
       for (const inst of this.snapshot.instances.all()) inst.plugin.destroy?.(inst.state);
     }
@@ -98,6 +102,7 @@ export class ConfigSync {
       next = compileSnapshot(this.tables, this.revision, {
         registry: this.registry,
         pools: this.pools,
+        health: this.health,
         previous,
         log: this.log,
       });
@@ -117,6 +122,7 @@ export class ConfigSync {
       }
     }
     this.pools.retain(next.poolKeys);
+    this.health.retain(next.healthKeys);
     for (const listener of this.listeners) listener(next);
   }
 }

@@ -61,7 +61,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
 
   private attempt(): void {
     const ctx = this.ctx;
-    const node = this.upstream.balancer.pick(ctx, this.tried) as CompiledNode | undefined;
+    const node = this.upstream.balancer.pick(ctx, this.excluded()) as CompiledNode | undefined;
     if (node === undefined) {
       if (ctx.attempts === 0) this.writer.error(ctx, 503, "no valid upstream node");
       else this.writer.error(ctx, this.lastFailure, "all upstream nodes failed");
@@ -102,6 +102,21 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     }
   }
 
+  /**
+   * Nodes the balancer must skip: those already tried and, while some node is still healthy, the
+   * unhealthy ones. When every node is unhealthy all are used (APISIX's rule). Allocates only while a
+   * node is unhealthy.
+   */
+  private excluded(): ReadonlySet<string> | undefined {
+    const health = this.upstream.health;
+    if (health === undefined || health.unhealthy.size === 0 || health.unhealthy.size >= this.upstream.nodes.length) {
+      return this.tried;
+    }
+    const out = new Set(health.unhealthy);
+    if (this.tried !== undefined) for (const k of this.tried) out.add(k);
+    return out;
+  }
+
   // ---- undici handler callbacks ---------------------------------------------------------------------------
 
   onConnect(abort: (err?: Error) => void): void {
@@ -124,6 +139,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     this.resumeUpstream = resume;
     this.responseStarted = true;
     (ctx.upstreamStatuses ??= []).push(statusCode);
+    this.upstream.health?.report(this.node!.key, { kind: "status", status: statusCode });
     ctx.upstreamHeaderTime = performance.now() - ctx.startTime;
     ctx.status = statusCode;
     ctx.responseHeaders = responseHeadersOf(rawHeaders);
@@ -161,6 +177,8 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     }
     const failure = classify(err);
     this.lastFailure = failure;
+    if (node !== undefined)
+      this.upstream.health?.report(node.key, { kind: failure === Failure.Timeout ? "timeout" : "tcp" });
     (ctx.upstreamStatuses ??= []).push(failure);
     if (this.canRetry()) {
       if (node !== undefined) (this.tried ??= new Set()).add(node.key);

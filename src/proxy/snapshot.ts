@@ -6,6 +6,7 @@ import { compileRouter } from "../router/router.js";
 import type { Router, RouteSpec } from "../router/types.js";
 import type { ResourceType } from "../store/keys.js";
 import type { StoreEntry } from "../store/types.js";
+import type { HealthCheckManager } from "../upstream/health.js";
 import type { PoolManager } from "../upstream/pool.js";
 import { type CompiledUpstream, compileUpstream } from "../upstream/upstream.js";
 import {
@@ -66,6 +67,8 @@ export interface Snapshot {
   readonly instances: PluginInstanceCache;
   /** Pool keys this snapshot uses (to close pools nothing uses any more). */
   readonly poolKeys: ReadonlySet<string>;
+  /** Health checker keys this snapshot uses (checkers nothing uses any more are stopped). */
+  readonly healthKeys: ReadonlySet<string>;
 }
 
 export interface CompiledConsumer {
@@ -84,6 +87,7 @@ export type ResourceTables = ReadonlyMap<ResourceType, ReadonlyMap<string, Store
 export interface CompileOptions {
   registry: ReadonlyMap<string, Plugin>;
   pools: PoolManager;
+  health?: HealthCheckManager;
   previous: Snapshot | undefined;
   log: (msg: string) => void;
   maxBufferedBody?: number;
@@ -95,6 +99,12 @@ export function compileSnapshot(tables: ResourceTables, revision: number, option
   const { registry, pools, log } = options;
   const instances = new PluginInstanceCache(options.previous?.instances);
   const poolKeys = new Set<string>();
+  const healthKeys = new Set<string>();
+  const healthFor = (key: string, name: string) => {
+    if (options.health === undefined) return undefined;
+    healthKeys.add(key);
+    return { manager: options.health, key, name };
+  };
   const table = (type: ResourceType) => tables.get(type) ?? new Map<string, StoreEntry>();
 
   const upstreams = new Map<string, CompiledUpstream>();
@@ -106,7 +116,11 @@ export function compileSnapshot(tables: ResourceTables, revision: number, option
         options.previous?.upstreamRevisions.get(id) === entry.modRevision
           ? options.previous.upstreams.get(id)
           : undefined;
-      const compiled = reused ?? compileUpstream(entry.value as UpstreamConfig, id, pools, undefined, log);
+      const healthKey = `upstreams/${id}@${entry.modRevision}`;
+      const compiled =
+        reused ??
+        compileUpstream(entry.value as UpstreamConfig, id, pools, undefined, log, healthFor(healthKey, entry.key));
+      if (compiled.health !== undefined) healthKeys.add(healthKey);
       upstreams.set(id, compiled);
       upstreamRevisions.set(id, entry.modRevision);
       for (const n of compiled.nodes) poolKeys.add(n.poolKey);
@@ -166,8 +180,22 @@ export function compileSnapshot(tables: ResourceTables, revision: number, option
       const { upstream, error } =
         previousRoute !== undefined && previousRoute.revisionKey === upstreamKey
           ? { upstream: previousRoute.upstream, error: previousRoute.upstreamError }
-          : resolveUpstream(route, service, upstreams, table("upstreams"), pools, log);
+          : resolveUpstream(route, service, upstreams, table("upstreams"), pools, log, (upId) =>
+              upId === undefined
+                ? healthFor(`routes/${id}@${entry.modRevision}|svc@${serviceEntry?.modRevision ?? 0}`, entry.key)
+                : healthFor(
+                    `upstreams/${upId}@${table("upstreams").get(upId)?.modRevision ?? 0}`,
+                    `/apisix/upstreams/${upId}`,
+                  ),
+            );
       if (upstream !== undefined) for (const n of upstream.nodes) poolKeys.add(n.poolKey);
+      if (upstream?.health !== undefined) {
+        healthKeys.add(
+          upstream.id === undefined
+            ? `routes/${id}@${entry.modRevision}|svc@${serviceEntry?.modRevision ?? 0}`
+            : `upstreams/${upstream.id}@${table("upstreams").get(upstream.id)?.modRevision ?? 0}`,
+        );
+      }
       const compiled: CompiledRoute = {
         id,
         name: route.name,
@@ -264,6 +292,7 @@ export function compileSnapshot(tables: ResourceTables, revision: number, option
     maxBufferedBody: options.maxBufferedBody ?? DEFAULT_MAX_BUFFERED_BODY,
     instances,
     poolKeys,
+    healthKeys,
   };
 }
 
@@ -283,10 +312,14 @@ function resolveUpstream(
   upstreamEntries: ReadonlyMap<string, StoreEntry>,
   pools: PoolManager,
   log: (msg: string) => void,
+  healthFor: (upstreamId: string | undefined) => Parameters<typeof compileUpstream>[5],
 ): { upstream: CompiledUpstream | undefined; error: string | undefined } {
   const inline = route.upstream ?? (route.upstream_id === undefined ? service?.upstream : undefined);
   if (inline !== undefined) {
-    return { upstream: compileUpstream(inline, undefined, pools, route.timeout, log), error: undefined };
+    return {
+      upstream: compileUpstream(inline, undefined, pools, route.timeout, log, healthFor(undefined)),
+      error: undefined,
+    };
   }
   const upstreamId = route.upstream_id ?? service?.upstream_id;
   if (upstreamId === undefined) {
@@ -298,7 +331,10 @@ function resolveUpstream(
   // A route timeout overrides the upstream's, and connect timeouts live in the pool settings, so this
   // route gets its own compiled upstream.
   const config = upstreamEntries.get(String(upstreamId))!.value as UpstreamConfig;
-  return { upstream: compileUpstream(config, String(upstreamId), pools, route.timeout, log), error: undefined };
+  return {
+    upstream: compileUpstream(config, String(upstreamId), pools, route.timeout, log, healthFor(String(upstreamId))),
+    error: undefined,
+  };
 }
 
 function idOf(key: string): string {

@@ -2,6 +2,7 @@ import type { Pool } from "undici";
 import type { UpstreamConfig } from "../config/schemas/upstream.js";
 import type { Balancer, UpstreamNode } from "./balancer.js";
 import { createBalancer } from "./balancers.js";
+import type { ChecksConfig, HealthChecker, HealthCheckManager } from "./health.js";
 import type { PoolManager, PoolOptions } from "./pool.js";
 
 /** A node with everything the proxy needs to talk to it, resolved once per config change. */
@@ -26,6 +27,8 @@ export interface CompiledUpstream {
   readonly retries: number;
   /** Total time budget for retries in ms; 0 = unbounded (APISIX retry_timeout 0). */
   readonly retryTimeoutMs: number;
+  /** Active/passive health of the nodes when the upstream has `checks`. */
+  readonly health: HealthChecker | undefined;
 }
 
 /** nginx's proxy_*_timeout default, which APISIX inherits. */
@@ -47,6 +50,7 @@ export function compileUpstream(
   pools: PoolManager,
   timeoutOverride?: TimeoutOverride,
   log?: (msg: string) => void,
+  health?: { manager: HealthCheckManager; key: string; name: string },
 ): CompiledUpstream {
   const scheme = config.scheme === "https" || config.scheme === "grpcs" ? "https" : "http";
   const timeout = timeoutOverride ?? config.timeout;
@@ -78,10 +82,16 @@ export function compileUpstream(
   const type = config.type ?? "roundrobin";
   const balancer = createBalancer(type, nodes, { key: config.key, hashOn: config.hash_on }, log);
   const usable = nodes.filter((n) => n.weight > 0).length;
+  const checks = config.checks as ChecksConfig | undefined;
+  const checker =
+    health !== undefined && checks !== undefined && (checks.active !== undefined || checks.passive !== undefined)
+      ? health.manager.acquire(health.key, health.name, nodes, checks)
+      : undefined;
   return {
     id,
     nodes,
     balancer,
+    health: checker,
     scheme,
     passHost: config.pass_host ?? "pass",
     upstreamHost: config.upstream_host,
