@@ -213,6 +213,7 @@ async function main() {
       ...process.env,
       WEIR_PROXY_LISTEN: `127.0.0.1:${weirPort}`,
       WEIR_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
+      WEIR_CONTROL_LISTEN: "127.0.0.1:0",
       WEIR_ADMIN_KEY: key,
       WEIR_DATA_DIR: join(work, "weir-data"),
       WEIR_ACCESS_LOG: "off",

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { createAdminHandler } from "./admin/server.js";
 import type { ListenAddress, WeirConfig } from "./config/types.js";
+import { createControlHandler } from "./control/server.js";
 import { type AccessLog, createAccessLog } from "./observability/access-log.js";
 import { pluginRegistry } from "./plugins/index.js";
 import type { Plugin } from "./plugins/types.js";
@@ -38,6 +39,7 @@ export class Gateway {
   private accessLog: AccessLog | undefined;
   private proxyServers: Server[] = [];
   private adminServer: Server | undefined;
+  private controlServer: Server | undefined;
   private adminHandler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   private stopping: Promise<void> | undefined;
 
@@ -51,6 +53,10 @@ export class Gateway {
 
   get proxyAddresses(): ListenAddress[] {
     return this.proxyServers.map((s) => toListen(s.address() as AddressInfo));
+  }
+
+  get controlAddress(): ListenAddress | undefined {
+    return this.controlServer === undefined ? undefined : toListen(this.controlServer.address() as AddressInfo);
   }
 
   get adminAddress(): ListenAddress | undefined {
@@ -104,6 +110,11 @@ export class Gateway {
       this.proxyServers.push(server);
     }
 
+    if (config.control.enabled) {
+      this.controlServer = createServer(createControlHandler(this.sync));
+      await listen(this.controlServer, config.control.listen);
+    }
+
     if (config.admin.enabled) {
       this.adminHandler = this.buildAdminHandler(registry);
       this.adminServer = createServer((req, res) => this.adminHandler!(req, res));
@@ -152,18 +163,19 @@ export class Gateway {
   }
 
   private async drain(timeoutMs: number): Promise<void> {
-    const closed = [...this.proxyServers, ...(this.adminServer ? [this.adminServer] : [])].map(
+    const others = [this.adminServer, this.controlServer].filter((s): s is Server => s !== undefined);
+    const closed = [...this.proxyServers, ...others].map(
       (s) => new Promise<void>((resolve) => s.close(() => resolve())),
     );
     for (const s of this.proxyServers) s.closeIdleConnections();
-    this.adminServer?.closeIdleConnections();
+    for (const s of others) s.closeIdleConnections();
     const deadline = Date.now() + timeoutMs;
     while ((this.handler?.inFlight ?? 0) > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
       for (const s of this.proxyServers) s.closeIdleConnections();
     }
     for (const s of this.proxyServers) s.closeAllConnections();
-    this.adminServer?.closeAllConnections();
+    for (const s of others) s.closeAllConnections();
     await Promise.all(closed);
     this.sync?.stop();
     await this.pools.close();

@@ -38,6 +38,8 @@ async function start(args: string[]): Promise<void> {
   await gateway.start();
   for (const a of gateway.proxyAddresses) log(`Weir ${VERSION} proxy listening on ${a.host}:${a.port}`);
   const admin = gateway.adminAddress;
+  const control = gateway.controlAddress;
+  if (control !== undefined) log(`Control API listening on ${control.host}:${control.port}`);
   if (admin !== undefined) log(`Admin API listening on ${admin.host}:${admin.port}`);
   log(`config store: ${config.store.provider} (data dir ${config.dataDir}), config file: ${loaded.source}`);
   if (loaded.generatedAdminKey !== undefined) {

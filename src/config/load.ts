@@ -30,6 +30,8 @@ const FileSchema = Type.Object(
           data_dir: Type.Optional(Type.String({ minLength: 1 })),
           access_log: Type.Optional(Type.String({ minLength: 1 })),
           graceful_shutdown_timeout: Type.Optional(Type.Number({ minimum: 0 })),
+          enable_control: Type.Optional(Type.Boolean()),
+          control: Type.Optional(Listen),
         },
         { additionalProperties: false },
       ),
@@ -154,6 +156,12 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     "127.0.0.1",
   );
 
+  const controlListen = parseListen(
+    env.WEIR_CONTROL_LISTEN ?? fc.weir?.control ?? "127.0.0.1:9090",
+    env.WEIR_CONTROL_LISTEN ? "WEIR_CONTROL_LISTEN" : "weir.control",
+    "127.0.0.1",
+  );
+
   const keys: AdminKey[] = [];
   if (env.WEIR_ADMIN_KEY) keys.push({ name: "admin", key: env.WEIR_ADMIN_KEY, role: "admin" });
   else for (const k of fc.deployment?.admin?.admin_key ?? []) keys.push(k);
@@ -220,6 +228,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
         keys,
         allow: allow ?? [],
       },
+      control: { enabled: fc.weir?.enable_control ?? true, listen: controlListen },
       store,
       plugins,
       accessLog: { path: accessLog },

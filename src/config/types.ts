@@ -40,6 +40,11 @@ export interface WeirConfig {
     /** CIDRs allowed to reach the Admin API (APISIX `allow_admin`); empty = allow all. */
     allow: string[];
   };
+  /** APISIX's Control API (health checks, running routes/upstreams); loopback by default. */
+  control: {
+    enabled: boolean;
+    listen: ListenAddress;
+  };
   store: StoreConfig;
   /** Names of enabled plugins; a route naming another plugin is rejected by the Admin API. */
   plugins: string[];

@@ -44,6 +44,11 @@ export class ConfigSync {
     return this.snapshot;
   }
 
+  /** The stored resources of one type as the data plane currently knows them (read views). */
+  entries(type: ResourceType): ReadonlyMap<string, StoreEntry> {
+    return this.tables.get(type) ?? new Map();
+  }
+
   /** Calls `listener` after every swap (tests and the control API wait on this). */
   onSnapshot(listener: (s: Snapshot) => void): () => void {
     this.listeners.add(listener);

@@ -53,6 +53,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
       ],
       allow: [],
     },
+    control: { enabled: true, listen: { host: "127.0.0.1", port: 0 } },
     store: { provider: "embedded" },
     plugins: options.plugins ?? [...registry.keys()],
     accessLog: { path: options.accessLog ?? null },
