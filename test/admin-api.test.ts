@@ -29,6 +29,25 @@ describe("Admin API (APISIX v3 shapes)", () => {
     assert.ok(replaced.body.modifiedIndex > created.body.modifiedIndex);
   });
 
+  test("health check configs are accepted with APISIX's fields", async () => {
+    const res = await gw.admin("PUT", "/apisix/admin/upstreams/checked", {
+      ...upstream,
+      checks: {
+        active: {
+          type: "http",
+          host: "models.internal",
+          http_path: "/health",
+          req_headers: ["User-Agent: weir-check"],
+          healthy: { interval: 2, successes: 1, http_statuses: [200] },
+          unhealthy: { interval: 1, http_failures: 2, tcp_failures: 1, timeouts: 3 },
+        },
+        passive: { unhealthy: { http_statuses: [502, 503], http_failures: 3 } },
+      },
+    });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    await gw.admin("DELETE", "/apisix/admin/upstreams/checked");
+  });
+
   test("GET one, GET missing (404 Key not found), list with total and paging", async () => {
     const one = await gw.admin("GET", "/apisix/admin/upstreams/u1");
     assert.equal(one.status, 200);
@@ -141,6 +160,18 @@ describe("Admin API (APISIX v3 shapes)", () => {
       ["PUT", "/apisix/admin/upstreams/bad", { nodes: [{ host: "h", port: 99999, weight: 1 }] }, /nodes\[0\]\.port/],
       ["PUT", "/apisix/admin/upstreams/bad", { nodes: [], pass_host: "rewrite" }, /upstream_host/],
       ["PUT", "/apisix/admin/routes/bad id", { uri: "/x" }, /"id"/],
+      [
+        "PUT",
+        "/apisix/admin/upstreams/bad",
+        { nodes: [], checks: { active: { healthy: { intreval: 1 } } } },
+        /checks\.active\.healthy.*intreval/,
+      ],
+      [
+        "PUT",
+        "/apisix/admin/upstreams/bad",
+        { nodes: [], checks: { active: { unhealthy: { http_failures: 0 } } } },
+        /checks\.active\.unhealthy\.http_failures/,
+      ],
       ["PUT", "/apisix/admin/routes/one", { id: "two", uri: "/x", upstream_id: "u1" }, /wrong route id/],
       ["PUT", "/apisix/admin/routes/bad", "{not json", /invalid request body/],
     ];

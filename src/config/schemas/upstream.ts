@@ -19,6 +19,82 @@ export const UpstreamNodesSchema = Type.Union([
   Type.Record(Type.String({ pattern: "^\\S+$" }), Type.Integer({ minimum: 0 })),
 ]);
 
+const Statuses = Type.Array(Type.Integer({ minimum: 200, maximum: 599 }), { minItems: 1, uniqueItems: true });
+const Count = (max: number) => Type.Integer({ minimum: 1, maximum: max });
+const CheckType = Type.Union([Type.Literal("http"), Type.Literal("https"), Type.Literal("tcp")]);
+
+/** lua-resty-healthcheck's schema as APISIX exposes it (upstream.checks), with its limits. */
+export const ChecksSchema = Type.Object(
+  {
+    active: Type.Optional(
+      Type.Object(
+        {
+          type: Type.Optional(CheckType),
+          timeout: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+          concurrency: Type.Optional(Type.Integer({ minimum: 1 })),
+          host: Type.Optional(Type.String({ pattern: "^\\*?[0-9a-zA-Z-._\\[\\]:]+$" })),
+          port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+          http_path: Type.Optional(Type.String()),
+          https_verify_certificate: Type.Optional(Type.Boolean()),
+          req_headers: Type.Optional(Type.Array(Type.String(), { minItems: 1, uniqueItems: true })),
+          healthy: Type.Optional(
+            Type.Object(
+              {
+                interval: Type.Optional(Type.Integer({ minimum: 1 })),
+                http_statuses: Type.Optional(Statuses),
+                successes: Type.Optional(Count(254)),
+              },
+              { additionalProperties: false },
+            ),
+          ),
+          unhealthy: Type.Optional(
+            Type.Object(
+              {
+                interval: Type.Optional(Type.Integer({ minimum: 1 })),
+                http_statuses: Type.Optional(Statuses),
+                http_failures: Type.Optional(Count(254)),
+                tcp_failures: Type.Optional(Count(254)),
+                timeouts: Type.Optional(Count(254)),
+              },
+              { additionalProperties: false },
+            ),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    passive: Type.Optional(
+      Type.Object(
+        {
+          type: Type.Optional(CheckType),
+          healthy: Type.Optional(
+            Type.Object(
+              {
+                http_statuses: Type.Optional(Statuses),
+                successes: Type.Optional(Type.Integer({ minimum: 0, maximum: 254 })),
+              },
+              { additionalProperties: false },
+            ),
+          ),
+          unhealthy: Type.Optional(
+            Type.Object(
+              {
+                http_statuses: Type.Optional(Statuses),
+                http_failures: Type.Optional(Type.Integer({ minimum: 0, maximum: 254 })),
+                tcp_failures: Type.Optional(Type.Integer({ minimum: 0, maximum: 254 })),
+                timeouts: Type.Optional(Type.Integer({ minimum: 0, maximum: 254 })),
+              },
+              { additionalProperties: false },
+            ),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+
 export const UpstreamSchema = Type.Object(
   {
     id: Type.Optional(IdSchema),
@@ -43,7 +119,7 @@ export const UpstreamSchema = Type.Object(
       ),
     ),
     key: Type.Optional(Type.String()),
-    checks: Type.Optional(Type.Object({}, { additionalProperties: true })),
+    checks: Type.Optional(ChecksSchema),
     retries: Type.Optional(Type.Integer({ minimum: 0 })),
     retry_timeout: Type.Optional(Type.Number({ minimum: 0 })),
     timeout: Type.Optional(TimeoutSchema),
