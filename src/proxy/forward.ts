@@ -15,6 +15,15 @@ class SendTimeoutError extends Error {
   readonly code = "WEIR_SEND_TIMEOUT";
 }
 
+class RetryableStatusError extends Error {
+  readonly code = "WEIR_RETRY_STATUS";
+}
+
+/** Bodies up to this size are kept in memory when retry_on statuses may need to replay them. */
+const MAX_REPLAY_BODY = 1024 * 1024;
+
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
+
 class ClientGoneError extends Error {
   readonly code = "WEIR_CLIENT_GONE";
 }
@@ -56,7 +65,25 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
 
   start(): void {
     this.firstAttemptStart = performance.now();
+    if (this.needsReplayableBody()) {
+      // Retrying after an upstream answered means sending the body again: keep a copy, but only when the
+      // config asks for such retries and the body is small.
+      this.ctx.readBody().then(
+        () => this.attempt(),
+        () => this.writer.error(this.ctx, 413, "request body too large to keep for retries"),
+      );
+      return;
+    }
     this.attempt();
+  }
+
+  private needsReplayableBody(): boolean {
+    const up = this.upstream;
+    if (up.retryOnStatuses === undefined || !this.hasBody || this.ctx.body !== undefined || up.retries === 0)
+      return false;
+    if (!IDEMPOTENT.has(this.ctx.upstreamMethod) && !up.retryNonIdempotent) return false;
+    const length = Number(this.ctx.req.headers["content-length"] ?? Number.NaN);
+    return length <= MAX_REPLAY_BODY;
   }
 
   private attempt(): void {
@@ -136,10 +163,16 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return true; // 1xx interim responses are not relayed
     this.clearSendTimer();
     const ctx = this.ctx;
-    this.resumeUpstream = resume;
-    this.responseStarted = true;
     (ctx.upstreamStatuses ??= []).push(statusCode);
     this.upstream.health?.report(this.node!.key, { kind: "status", status: statusCode });
+    if (this.upstream.retryOnStatuses?.has(statusCode) && this.canRetryAfterAnswer()) {
+      // Drop this answer and try the next node; undici reports the abort through onError.
+      this.retryingStatus = true;
+      this.abortAttempt?.(new RetryableStatusError(`upstream answered ${statusCode}`));
+      return false;
+    }
+    this.resumeUpstream = resume;
+    this.responseStarted = true;
     ctx.upstreamHeaderTime = performance.now() - ctx.startTime;
     ctx.status = statusCode;
     ctx.responseHeaders = responseHeadersOf(rawHeaders);
@@ -168,6 +201,12 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
       this.upstream.balancer.onAttemptEnd?.(node, performance.now() - this.attemptStart, true);
     }
     if (this.finished) return; // the client went away; nothing to answer
+    if (this.retryingStatus) {
+      this.retryingStatus = false;
+      if (node !== undefined) (this.tried ??= new Set()).add(node.key);
+      this.attempt();
+      return;
+    }
     if (this.responseStarted) {
       // The upstream died mid-response: end this one client response, nothing else.
       this.finished = true;
@@ -180,7 +219,8 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     if (node !== undefined)
       this.upstream.health?.report(node.key, { kind: failure === Failure.Timeout ? "timeout" : "tcp" });
     (ctx.upstreamStatuses ??= []).push(failure);
-    if (this.canRetry()) {
+    const wanted = failure === Failure.Timeout ? this.upstream.retryOnTimeout : this.upstream.retryOnError;
+    if (wanted && this.canRetry()) {
       if (node !== undefined) (this.tried ??= new Set()).add(node.key);
       this.attempt();
       return;
@@ -191,6 +231,16 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
   }
 
   private lastFailure: Failure = Failure.Connect;
+  private retryingStatus = false;
+
+  /**
+   * After an upstream answered, the request was processed there: repeating it is only safe for
+   * idempotent methods, unless the upstream config explicitly allows it (retry_non_idempotent).
+   */
+  private canRetryAfterAnswer(): boolean {
+    if (!IDEMPOTENT.has(this.ctx.upstreamMethod) && !this.upstream.retryNonIdempotent) return false;
+    return this.canRetry();
+  }
 
   private canRetry(): boolean {
     const ctx = this.ctx;

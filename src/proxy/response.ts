@@ -36,7 +36,8 @@ export class ResponseWriter {
     if (ctx.responseHeaderOps !== undefined) headers = applyHeaderOps(headers, ctx.responseHeaderOps);
     if (phases.bodyFilter.length > 0) headers = withoutContentLength(headers);
     headers.push("server", this.serverHeader);
-    if (ctx.status >= 500 && ctx.upstreamStatuses !== undefined) {
+    // Every attempt is listed on errors (APISIX) and also whenever a retry happened (Weir).
+    if ((ctx.status >= 500 || ctx.attempts > 1) && ctx.upstreamStatuses !== undefined) {
       headers.push("x-apisix-upstream-status", ctx.upstreamStatuses.join(", "));
     }
     ctx.res.writeHead(ctx.status, headers);

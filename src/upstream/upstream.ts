@@ -27,6 +27,11 @@ export interface CompiledUpstream {
   readonly retries: number;
   /** Total time budget for retries in ms; 0 = unbounded (APISIX retry_timeout 0). */
   readonly retryTimeoutMs: number;
+  /** Conditions that trigger a retry (`retry_on`); APISIX's default is connect errors and timeouts. */
+  readonly retryOnError: boolean;
+  readonly retryOnTimeout: boolean;
+  readonly retryOnStatuses: ReadonlySet<number> | undefined;
+  readonly retryNonIdempotent: boolean;
   /** Active/passive health of the nodes when the upstream has `checks`. */
   readonly health: HealthChecker | undefined;
 }
@@ -87,11 +92,17 @@ export function compileUpstream(
     health !== undefined && checks !== undefined && (checks.active !== undefined || checks.passive !== undefined)
       ? health.manager.acquire(health.key, health.name, nodes, checks)
       : undefined;
+  const retryOn = config.retry_on ?? ["error", "timeout"];
+  const statuses = retryOn.filter((r) => r.startsWith("http_")).map((r) => Number(r.slice(5)));
   return {
     id,
     nodes,
     balancer,
     health: checker,
+    retryOnError: retryOn.includes("error"),
+    retryOnTimeout: retryOn.includes("timeout"),
+    retryOnStatuses: statuses.length > 0 ? new Set(statuses) : undefined,
+    retryNonIdempotent: config.retry_non_idempotent === true,
     scheme,
     passHost: config.pass_host ?? "pass",
     upstreamHost: config.upstream_host,

@@ -122,6 +122,20 @@ export const UpstreamSchema = Type.Object(
     checks: Type.Optional(ChecksSchema),
     retries: Type.Optional(Type.Integer({ minimum: 0 })),
     retry_timeout: Type.Optional(Type.Number({ minimum: 0 })),
+    /**
+     * Weir extension: what is retried on the next node. APISIX (nginx) retries connect errors and
+     * timeouts only, which stays the default; statuses are opt-in.
+     */
+    retry_on: Type.Optional(
+      Type.Array(
+        Type.Union(
+          ["error", "timeout", "http_429", "http_500", "http_502", "http_503", "http_504"].map((v) => Type.Literal(v)),
+        ),
+        { uniqueItems: true },
+      ),
+    ),
+    /** Weir extension: allow retrying POST/PATCH (non-idempotent) requests after an upstream answered. */
+    retry_non_idempotent: Type.Optional(Type.Boolean()),
     timeout: Type.Optional(TimeoutSchema),
     pass_host: Type.Optional(
       Type.Union([Type.Literal("pass"), Type.Literal("node"), Type.Literal("rewrite")], { default: "pass" }),
