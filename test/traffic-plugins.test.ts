@@ -62,6 +62,39 @@ describe("traffic plugins", () => {
     assert.match(bad.body.error_msg, /abort\.vars\[0\]/);
   });
 
+  test("api-breaker opens on unhealthy answers and half-opens on schedule", async () => {
+    let status = 500;
+    const flaky = await startUpstream("flaky", (_req, res) => res.writeHead(status).end(String(status)));
+    try {
+      await gw.admin("PUT", "/apisix/admin/routes/breaker", {
+        uri: "/breaker",
+        plugins: {
+          "api-breaker": {
+            break_response_code: 502,
+            break_response_body: "circuit open",
+            break_response_headers: [{ key: "X-Breaker", value: "open" }],
+            unhealthy: { http_statuses: [500], failures: 1 },
+            healthy: { successes: 1 },
+          },
+        },
+        upstream: { nodes: [{ host: "127.0.0.1", port: flaky.port, weight: 1 }] },
+      });
+      assert.equal((await fetchBody(`${gw.proxyUrl}/breaker`)).status, 500, "first failure passes through");
+      flaky.received.length = 0;
+      const open = await fetchBody(`${gw.proxyUrl}/breaker`);
+      assert.equal(open.status, 502);
+      assert.equal(open.body, "circuit open");
+      assert.equal(open.headers.get("x-breaker"), "open");
+      assert.equal(flaky.received.length, 0, "the upstream was spared");
+      status = 200;
+      await new Promise((r) => setTimeout(r, 2_100));
+      assert.equal((await fetchBody(`${gw.proxyUrl}/breaker`)).status, 200, "half-open after 2 s");
+      assert.equal((await fetchBody(`${gw.proxyUrl}/breaker`)).status, 200, "closed after a success");
+    } finally {
+      await flaky.close();
+    }
+  });
+
   test("limit-conn admits conn at once, delays the burst, rejects beyond, and releases on completion", async () => {
     await gw.admin("PUT", "/apisix/admin/routes/conn", {
       uri: "/conn",

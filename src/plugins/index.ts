@@ -1,3 +1,4 @@
+import { apiBreaker } from "./api-breaker.js";
 import { faultInjection } from "./fault-injection.js";
 import { limitConn } from "./limit-conn.js";
 import { limitReq } from "./limit-req.js";
@@ -9,6 +10,6 @@ import type { Plugin } from "./types.js";
  * Every plugin Weir ships, by name. Adding a plugin = one file in this folder + one line here.
  * `conf/config.yaml`'s `plugins:` list selects which of these are enabled.
  */
-const builtins: Plugin[] = [requestId, faultInjection, proxyRewrite, limitConn, limitReq];
+const builtins: Plugin[] = [requestId, faultInjection, proxyRewrite, apiBreaker, limitConn, limitReq];
 
 export const pluginRegistry: ReadonlyMap<string, Plugin> = new Map(builtins.map((p) => [p.name, p]));
