@@ -1,4 +1,5 @@
 import type { IncomingMessage } from "node:http";
+import type { UpstreamHandle } from "./types.js";
 
 /**
  * What a plugin may see and change about one request. The proxy's RequestContext implements it; plugins
@@ -43,6 +44,8 @@ export interface PluginContext {
   upstreamMethod: string;
   /** Host header sent upstream when set (proxy-rewrite host); otherwise pass_host rules apply. */
   upstreamHost: string | undefined;
+  /** Sends this request to another upstream than the route's (traffic-split). */
+  setUpstream(upstream: UpstreamHandle): void;
   /** Case-insensitive view of a request header as it will be sent upstream. */
   getRequestHeader(name: string): string | undefined;
   setRequestHeader(name: string, value: string): void;

@@ -4,12 +4,13 @@ import { limitConn } from "./limit-conn.js";
 import { limitReq } from "./limit-req.js";
 import { proxyRewrite } from "./proxy-rewrite.js";
 import { requestId } from "./request-id.js";
+import { trafficSplit } from "./traffic-split.js";
 import type { Plugin } from "./types.js";
 
 /**
  * Every plugin Weir ships, by name. Adding a plugin = one file in this folder + one line here.
  * `conf/config.yaml`'s `plugins:` list selects which of these are enabled.
  */
-const builtins: Plugin[] = [requestId, faultInjection, proxyRewrite, apiBreaker, limitConn, limitReq];
+const builtins: Plugin[] = [requestId, faultInjection, proxyRewrite, apiBreaker, limitConn, limitReq, trafficSplit];
 
 export const pluginRegistry: ReadonlyMap<string, Plugin> = new Map(builtins.map((p) => [p.name, p]));

@@ -33,6 +33,13 @@ export class TestContext implements PluginContext {
   /** Usernames attachConsumer accepts, as the snapshot's consumer table would. */
   knownConsumers = new Set<string>();
 
+  /** The upstream a plugin chose with setUpstream(), if any. */
+  upstream: unknown = undefined;
+
+  setUpstream(upstream: unknown): void {
+    this.upstream = upstream;
+  }
+
   attachConsumer(username: string): boolean {
     if (!this.knownConsumers.has(username)) return false;
     this.consumerName = username;

@@ -27,6 +27,20 @@ export interface PluginScope {
   id: string;
   /** modifiedIndex of the resource; changes on every write to it. */
   revision: number;
+  /** For plugins that route to other upstreams (traffic-split, later ai-proxy-multi). */
+  upstreams?: UpstreamResolver;
+}
+
+/** An upstream a plugin can send a request to; opaque to plugins, resolved by the proxy. */
+export interface UpstreamHandle {
+  readonly upstreamHandle: true;
+}
+
+export interface UpstreamResolver {
+  /** A stored upstream, looked up when a request uses it, so edits to it apply at once. */
+  byId(id: string): UpstreamHandle;
+  /** An inline upstream config (validated by the caller), compiled once with the plugin. */
+  inline(config: Record<string, unknown>): UpstreamHandle;
 }
 
 /**

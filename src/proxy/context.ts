@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
 import type { PluginContext } from "../plugins/context.js";
-import type { RequestPhases } from "./plugin-chain.js";
+import type { UpstreamHandle } from "../plugins/types.js";
+import type { RequestPhases, UpstreamRef } from "./plugin-chain.js";
 import type { CompiledConsumer, CompiledRoute, Snapshot } from "./snapshot.js";
 
 type HeaderOp = { name: string; lower: string; value: string | undefined; add: boolean };
@@ -27,6 +28,8 @@ export class RequestContext implements PluginContext {
   /** What this request runs: the route's phases, the global rules' when nothing matched, or a consumer merge. */
   phases: RequestPhases;
   consumer: CompiledConsumer | undefined = undefined;
+  /** Set by setUpstream(): where this request goes instead of the route's upstream. */
+  upstreamOverride: UpstreamRef | undefined = undefined;
   uriParams: Record<string, string> | undefined = undefined;
 
   upstreamUri: string;
@@ -96,6 +99,10 @@ export class RequestContext implements PluginContext {
     if (consumer === undefined) return false;
     this.consumer = consumer;
     return true;
+  }
+
+  setUpstream(upstream: UpstreamHandle): void {
+    this.upstreamOverride = upstream as unknown as UpstreamRef;
   }
 
   get pluginData(): Map<string, unknown> {

@@ -133,9 +133,19 @@ export class ProxyHandler {
 
   private proxy(ctx: RequestContext): void {
     const route = ctx.route!;
-    const upstream = route.upstream;
+    const override = ctx.upstreamOverride;
+    const upstream =
+      override === undefined
+        ? route.upstream
+        : override.kind === "compiled"
+          ? override.upstream
+          : ctx.snapshot.upstreams.get(override.id);
     if (upstream === undefined) {
-      this.writer.error(ctx, 503, route.upstreamError ?? "missing upstream configuration in Route or Service");
+      const why =
+        override?.kind === "id"
+          ? `failed to find upstream by id: ${override.id}`
+          : (route.upstreamError ?? "missing upstream configuration in Route or Service");
+      this.writer.error(ctx, 503, why);
       return;
     }
     if (upstream.nodes.length === 0) {

@@ -1,7 +1,8 @@
 import { validatePluginConfig } from "../config/validate.js";
-import type { Plugin, PluginScope, Reply } from "../plugins/types.js";
+import type { Plugin, PluginScope, Reply, UpstreamHandle, UpstreamResolver } from "../plugins/types.js";
 import type { VarSource } from "../router/types.js";
 import { compileVars } from "../router/vars.js";
+import type { CompiledUpstream } from "../upstream/upstream.js";
 
 /** One configured plugin, compiled: what a phase runner needs and nothing else. */
 export interface PluginEntry {
@@ -43,10 +44,15 @@ interface MetaConfig {
   error_response?: string | Record<string, unknown>;
 }
 
+/** What an UpstreamHandle really is: a stored upstream's id, or an upstream compiled with the plugin. */
+export type UpstreamRef = { kind: "id"; id: string } | { kind: "compiled"; upstream: CompiledUpstream };
+
 /** A compiled plugin instance that may be carried from one snapshot to the next. */
 export interface PluginInstance {
   plugin: Plugin;
   state: unknown;
+  /** Connection pools the instance's inline upstreams use (kept open while the instance lives). */
+  poolKeys: string[];
 }
 
 /**
@@ -57,8 +63,11 @@ export class PluginInstanceCache {
   private previous: Map<string, PluginInstance>;
   private current = new Map<string, PluginInstance>();
 
-  constructor(previous?: PluginInstanceCache) {
+  private readonly compileInline: ((config: Record<string, unknown>) => CompiledUpstream) | undefined;
+
+  constructor(previous?: PluginInstanceCache, compileInline?: (config: Record<string, unknown>) => CompiledUpstream) {
     this.previous = previous?.current ?? new Map();
+    this.compileInline = compileInline;
   }
 
   instance(cacheKey: string, plugin: Plugin, conf: unknown, scope: PluginScope): PluginInstance {
@@ -70,7 +79,18 @@ export class PluginInstanceCache {
       const checked = structuredClone(conf);
       const err = validatePluginConfig(plugin, checked, "route");
       if (err !== undefined) throw new Error(err);
-      inst = { plugin, state: plugin.compile ? plugin.compile(checked, scope) : checked };
+      const poolKeys: string[] = [];
+      const compileInline = this.compileInline;
+      const upstreams: UpstreamResolver = {
+        byId: (id) => ({ kind: "id", id }) as unknown as UpstreamHandle,
+        inline: (config) => {
+          if (compileInline === undefined) throw new Error("inline upstreams are not available here");
+          const upstream = compileInline(config);
+          for (const n of upstream.nodes) poolKeys.push(n.poolKey);
+          return { kind: "compiled", upstream } as unknown as UpstreamHandle;
+        },
+      };
+      inst = { plugin, state: plugin.compile ? plugin.compile(checked, { ...scope, upstreams }) : checked, poolKeys };
     }
     this.current.set(key, inst);
     return inst;

@@ -97,7 +97,9 @@ const DEFAULT_MAX_BUFFERED_BODY = 16 * 1024 * 1024;
 
 export function compileSnapshot(tables: ResourceTables, revision: number, options: CompileOptions): Snapshot {
   const { registry, pools, log } = options;
-  const instances = new PluginInstanceCache(options.previous?.instances);
+  const instances = new PluginInstanceCache(options.previous?.instances, (config) =>
+    compileUpstream(config as UpstreamConfig, undefined, pools, undefined, log),
+  );
   const poolKeys = new Set<string>();
   const healthKeys = new Set<string>();
   const healthFor = (key: string, name: string) => {
@@ -278,6 +280,7 @@ export function compileSnapshot(tables: ResourceTables, revision: number, option
   const pluginMetadata = new Map<string, unknown>();
   for (const [name, entry] of table("plugin_metadata")) pluginMetadata.set(name, entry.value);
 
+  for (const inst of instances.all()) for (const key of inst.poolKeys) poolKeys.add(key);
   return {
     revision,
     router: compileRouter(specs),
