@@ -166,11 +166,13 @@ async function main() {
     throw new Error("dist/cli/main.js is missing: run through `npm run bench` (it builds first)");
   }
   const [up1, up2, nginxPort, floorPort, weirPort, adminPort] = await Promise.all(Array.from({ length: 6 }, freePort));
+  // Ten more nodes for the balancer rows (issue 3): same nginx, one server block each.
+  const fleet = await Promise.all(Array.from({ length: 10 }, freePort));
 
   const upstream = await startNginx(
     "upstream",
     1,
-    [up1, up2]
+    [up1, up2, ...fleet]
       .map(
         (p) =>
           `  server { listen 127.0.0.1:${p}; location / { default_type application/json; return 200 '${UPSTREAM_BODY}'; } }`,
@@ -234,8 +236,31 @@ async function main() {
     upstream_id: "bench",
     plugins: { "limit-req": { rate: 1000000, burst: 1000000, key: "remote_addr", nodelay: true } },
   });
+  // Balancer rows: the same 10-node fleet behind each balancer type, and round robin with active checks.
+  const fleetNodes = fleet.map((port) => ({ host: "127.0.0.1", port, weight: 1 }));
+  const balancerRows = [
+    ["weir-rr10", { type: "roundrobin" }],
+    ["weir-chash10", { type: "chash", hash_on: "vars", key: "remote_port" }],
+    ["weir-lc10", { type: "least_conn" }],
+    ["weir-ewma10", { type: "ewma" }],
+    [
+      "weir-rr10-checks",
+      {
+        type: "roundrobin",
+        checks: { active: { http_path: "/health", healthy: { interval: 1 }, unhealthy: { interval: 1 } } },
+      },
+    ],
+  ];
+  for (const [row, upstream] of balancerRows) {
+    await admin(adminUrl, key, `/apisix/admin/routes/${row}`, {
+      uri: `/${row}`,
+      upstream: { ...upstream, nodes: fleetNodes },
+    });
+  }
   targets.push({ name: "weir", url: `http://127.0.0.1:${weirPort}/bench`, pid: weir.pid });
   targets.push({ name: "weir-limit-req", url: `http://127.0.0.1:${weirPort}/bench-limited`, pid: weir.pid });
+  for (const [row] of balancerRows)
+    targets.push({ name: row, url: `http://127.0.0.1:${weirPort}/${row}`, pid: weir.pid });
 
   const selected = only ? targets.filter((t) => only.includes(t.name)) : targets;
   for (const t of selected) {
@@ -281,6 +306,11 @@ async function main() {
       Math.max(...[...(results.weir ?? []), ...(results["weir-limit-req"] ?? [])].map((r) => r.rss)),
       (v) => v <= 120,
     ],
+    ...["weir-chash10", "weir-lc10", "weir-ewma10", "weir-rr10-checks"].map((row) => [
+      `${row} within 5 % of weir-rr10 (rps)`,
+      ratio(row, "weir-rr10"),
+      (v) => v >= 0.95,
+    ]),
   ].filter(([, v]) => !Number.isNaN(v) && Number.isFinite(v));
 
   const fmt = (v, d = 2) => (v === undefined || Number.isNaN(v) ? "—" : v.toFixed(d));
