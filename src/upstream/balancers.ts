@@ -1,10 +1,10 @@
 import type { Balancer, UpstreamNode } from "./balancer.js";
+import { createChashBalancer } from "./chash.js";
+import { createEwmaBalancer } from "./ewma.js";
+import { createLeastConnBalancer } from "./least-conn.js";
 import { createRoundRobinBalancer } from "./roundrobin.js";
 
-/**
- * Balancer by upstream `type`. chash, least_conn and ewma arrive with the load-balancing work; until then
- * they are served by round robin and the compiler says so once per config change.
- */
+/** The balancer for an upstream `type` (the Admin API only accepts these four). */
 export function createBalancer(
   type: string,
   nodes: readonly UpstreamNode[],
@@ -12,10 +12,16 @@ export function createBalancer(
   log?: (msg: string) => void,
 ): Balancer {
   switch (type) {
+    case "chash":
+      return createChashBalancer(nodes, options);
+    case "least_conn":
+      return createLeastConnBalancer(nodes);
+    case "ewma":
+      return createEwmaBalancer(nodes);
     case "roundrobin":
       return createRoundRobinBalancer(nodes);
     default:
-      log?.(`upstream type "${type}" is not implemented yet; using roundrobin (key=${options.key ?? ""})`);
+      log?.(`upstream type "${type}" is unknown; using roundrobin`);
       return createRoundRobinBalancer(nodes);
   }
 }

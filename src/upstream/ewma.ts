@@ -1,0 +1,85 @@
+import type { Balancer, BalancerRequest, UpstreamNode } from "./balancer.js";
+
+/**
+ * ewma: latency-aware balancing as APISIX's (from lua-resty-balancer): each node keeps an exponentially
+ * decayed response time (decay constant 10 s); a pick compares two random untried nodes of the highest
+ * tier and takes the one whose ewma × (in-flight + 1) is lower. A failed attempt counts as a very slow one,
+ * so traffic moves off failing nodes too.
+ */
+const DECAY_MS = 10_000;
+const FAILURE_PENALTY_MS = 10_000;
+
+interface Slot {
+  node: UpstreamNode;
+  ewma: number;
+  lastUpdate: number;
+  active: number;
+}
+
+class EwmaBalancer implements Balancer {
+  private readonly tiers: Slot[][];
+  private readonly byKey = new Map<string, Slot>();
+  private readonly now: () => number;
+  private readonly random: () => number;
+
+  constructor(nodes: readonly UpstreamNode[], now: () => number, random: () => number) {
+    this.now = now;
+    this.random = random;
+    const byPriority = new Map<number, Slot[]>();
+    for (const node of nodes) {
+      if (!(node.weight > 0)) continue;
+      const slot = { node, ewma: 0, lastUpdate: 0, active: 0 };
+      this.byKey.set(node.key, slot);
+      let tier = byPriority.get(node.priority);
+      if (tier === undefined) byPriority.set(node.priority, (tier = []));
+      tier.push(slot);
+    }
+    this.tiers = [...byPriority.entries()].sort((a, b) => b[0] - a[0]).map(([, t]) => t);
+  }
+
+  private score(slot: Slot, now: number): number {
+    // The estimate decays towards 0 while a node gets no feedback, so an idle node is tried again.
+    const decayed = slot.ewma * Math.exp(-(now - slot.lastUpdate) / DECAY_MS);
+    return decayed * (slot.active + 1);
+  }
+
+  pick(_request: BalancerRequest, tried: ReadonlySet<string> | undefined): UpstreamNode | undefined {
+    const now = this.now();
+    for (const tier of this.tiers) {
+      const candidates = tried === undefined ? tier : tier.filter((s) => !tried.has(s.node.key));
+      if (candidates.length === 0) continue;
+      if (candidates.length === 1) return candidates[0]!.node;
+      const i = Math.floor(this.random() * candidates.length);
+      let j = Math.floor(this.random() * (candidates.length - 1));
+      if (j >= i) j++;
+      const a = candidates[i]!;
+      const b = candidates[j]!;
+      return (this.score(a, now) <= this.score(b, now) ? a : b).node;
+    }
+    return undefined;
+  }
+
+  onAttemptStart(node: UpstreamNode): void {
+    const slot = this.byKey.get(node.key);
+    if (slot !== undefined) slot.active++;
+  }
+
+  onAttemptEnd(node: UpstreamNode, latencyMs: number, failed: boolean): void {
+    const slot = this.byKey.get(node.key);
+    if (slot === undefined) return;
+    if (slot.active > 0) slot.active--;
+    const now = this.now();
+    const sample = failed ? Math.max(latencyMs, FAILURE_PENALTY_MS) : latencyMs;
+    const weight = slot.lastUpdate === 0 ? 0 : Math.exp(-(now - slot.lastUpdate) / DECAY_MS);
+    slot.ewma = slot.ewma * weight + sample * (1 - weight);
+    slot.lastUpdate = now;
+  }
+}
+
+export function createEwmaBalancer(
+  nodes: readonly UpstreamNode[],
+  now: () => number = () => performance.now(),
+  random: () => number = Math.random,
+): Balancer {
+  return new EwmaBalancer(nodes, now, random);
+}

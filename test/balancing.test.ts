@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import { request } from "node:http";
+import { after, before, describe, test } from "node:test";
+import { startTestGateway, type TestGateway } from "./helpers/gateway.js";
+import { fetchBody } from "./helpers/http.js";
+import { startUpstream, type TestUpstream } from "./helpers/upstream.js";
+
+describe("balancers over real sockets", () => {
+  let gw: TestGateway;
+  let a: TestUpstream;
+  let b: TestUpstream;
+  let slow: TestUpstream;
+  before(async () => {
+    gw = await startTestGateway();
+    a = await startUpstream("a");
+    b = await startUpstream("b");
+    slow = await startUpstream("slow", (_req, res) => setTimeout(() => res.end('{"node":"slow"}'), 300));
+  });
+  after(async () => {
+    await gw.stop();
+    await Promise.all([a.close(), b.close(), slow.close()]);
+  });
+  const nodes = (...ups: TestUpstream[]) => ups.map((u) => ({ host: "127.0.0.1", port: u.port, weight: 1 }));
+
+  test("chash on a header keeps each user on one node and spreads users over nodes", async () => {
+    const put = await gw.admin("PUT", "/apisix/admin/routes/sticky", {
+      uri: "/sticky",
+      upstream: { type: "chash", hash_on: "header", key: "X-User", nodes: nodes(a, b) },
+    });
+    assert.equal(put.status, 201, JSON.stringify(put.body));
+    const used = new Set<string>();
+    for (let u = 0; u < 20; u++) {
+      const seen = new Set<string>();
+      for (let i = 0; i < 3; i++)
+        seen.add((await fetchBody(`${gw.proxyUrl}/sticky`, { headers: { "x-user": `user${u}` } })).body.node);
+      assert.equal(seen.size, 1, `user${u} stayed on one node`);
+      used.add([...seen][0]!);
+    }
+    assert.deepEqual([...used].sort(), ["a", "b"]);
+  });
+
+  test("least_conn sends concurrent requests away from a slow node", async () => {
+    await gw.admin("PUT", "/apisix/admin/routes/lc", {
+      uri: "/lc",
+      upstream: { type: "least_conn", nodes: nodes(slow, a) },
+    });
+    const one = () =>
+      new Promise<string>((resolve, reject) => {
+        const req = request(`${gw.proxyUrl}/lc`, { agent: false }, (res) => {
+          let body = "";
+          res.on("data", (c) => (body += c));
+          res.on("end", () => resolve(JSON.parse(body).node));
+        });
+        req.on("error", reject);
+        req.end();
+      });
+    // warm-up: one slow request in flight, then a burst arrives
+    const first = one();
+    await new Promise((r) => setTimeout(r, 50));
+    const burst = await Promise.all(Array.from({ length: 10 }, one));
+    await first;
+    const toSlow = burst.filter((n) => n === "slow").length;
+    assert.ok(toSlow <= 3, `slow node got ${toSlow} of 10 while busy`);
+  });
+
+  test("an unsupported balancer type is refused by the Admin API", async () => {
+    const res = await gw.admin("PUT", "/apisix/admin/upstreams/odd", { type: "random", nodes: nodes(a) });
+    assert.equal(res.status, 400);
+    assert.match(res.body.error_msg, /type/);
+  });
+});
