@@ -59,12 +59,21 @@ async function checkReferences(
 /** Upstream rules beyond the schema, as APISIX's check_upstream_conf. */
 export function checkUpstream(up: Record<string, unknown>, where: string): string | undefined {
   const p = (field: string) => (where === "" ? field : `${where}.${field}`);
-  if (up.nodes === undefined && up.service_name === undefined) {
-    return `property "${p("nodes")}" is required when "${p("service_name")}" is not set`;
+  // Deliberately unsupported for now (docs/apisix-compatibility.md): refuse rather than accept and ignore.
+  if (up.service_name !== undefined || up.discovery_type !== undefined) {
+    return `property "${p("service_name")}": service discovery is not supported by Weir yet; list the nodes instead`;
   }
-  if (up.service_name !== undefined && up.discovery_type === undefined) {
-    return `property "${p("discovery_type")}" is required when "${p("service_name")}" is set`;
+  if (up.scheme === "grpc" || up.scheme === "grpcs") {
+    return `property "${p("scheme")}": gRPC upstreams are not supported by Weir yet`;
   }
+  const tls = up.tls as { client_cert?: string; client_key?: string; client_cert_id?: string } | undefined;
+  if (tls?.client_cert_id !== undefined) {
+    return `property "${p("tls.client_cert_id")}": SSL objects are not supported yet; use tls.client_cert and tls.client_key`;
+  }
+  if ((tls?.client_cert === undefined) !== (tls?.client_key === undefined)) {
+    return `property "${p("tls")}": client_cert and client_key go together`;
+  }
+  if (up.nodes === undefined) return `property "${p("nodes")}" is required`;
   if (up.pass_host === "rewrite" && (up.upstream_host === undefined || up.upstream_host === "")) {
     return `property "${p("upstream_host")}" is required when "${p("pass_host")}" is "rewrite"`;
   }

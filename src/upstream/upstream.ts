@@ -65,6 +65,12 @@ export function compileUpstream(
     keepAliveTimeoutMs: secondsToMs(config.keepalive_pool?.idle_timeout ?? 60),
     maxRequestsPerConnection: config.keepalive_pool?.requests ?? 1000,
     maxConnections: 0,
+    // APISIX does not verify upstream certificates unless tls.verify is true; Weir verifies unless
+    // tls.verify is false (docs/apisix-compatibility.md).
+    tls:
+      scheme === "https"
+        ? { verify: config.tls?.verify !== false, cert: config.tls?.client_cert, key: config.tls?.client_key }
+        : undefined,
   };
   const defaultPort = scheme === "https" ? 443 : 80;
   const nodes: CompiledNode[] = [];

@@ -156,7 +156,17 @@ export const UpstreamSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
-    tls: Type.Optional(Type.Object({}, { additionalProperties: true })),
+    tls: Type.Optional(
+      Type.Object(
+        {
+          client_cert: Type.Optional(Type.String({ minLength: 128, maxLength: 65536 })),
+          client_key: Type.Optional(Type.String({ minLength: 128, maxLength: 65536 })),
+          client_cert_id: Type.Optional(Type.String()),
+          verify: Type.Optional(Type.Boolean()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     create_time: Type.Optional(TimestampSchema),
     update_time: Type.Optional(TimestampSchema),
   },
