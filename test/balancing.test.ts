@@ -69,3 +69,41 @@ describe("balancers over real sockets", () => {
     assert.match(res.body.error_msg, /type/);
   });
 });
+
+describe("a node killed under load", () => {
+  test("no client sees an error while retries can reach the other node", async () => {
+    const gw = await startTestGateway();
+    const a = await startUpstream("a");
+    const b = await startUpstream("b");
+    try {
+      await gw.admin("PUT", "/apisix/admin/routes/kill", {
+        uri: "/kill",
+        upstream: {
+          nodes: [
+            { host: "127.0.0.1", port: a.port, weight: 1 },
+            { host: "127.0.0.1", port: b.port, weight: 1 },
+          ],
+        },
+      });
+      const failures: string[] = [];
+      let served = 0;
+      const worker = async () => {
+        for (let i = 0; i < 150; i++) {
+          const res = await fetchBody(`${gw.proxyUrl}/kill`).catch((err: Error) => ({ status: 0, body: err.message }));
+          if (res.status !== 200) failures.push(`${res.status} ${JSON.stringify(res.body)}`);
+          else served++;
+        }
+      };
+      const load = Promise.all(Array.from({ length: 4 }, worker));
+      await new Promise((r) => setTimeout(r, 100));
+      await b.close(); // connections reset, port refuses from now on
+      await load;
+      assert.deepEqual(failures, []);
+      assert.equal(served, 600);
+      assert.ok(a.received.length > 300, "the surviving node took over");
+    } finally {
+      await gw.stop();
+      await a.close();
+    }
+  });
+});
