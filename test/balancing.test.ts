@@ -107,3 +107,45 @@ describe("a node killed under load", () => {
     }
   });
 });
+
+describe("ewma over real sockets", () => {
+  test("traffic moves off a node that becomes 10x slower", async () => {
+    const gw = await startTestGateway();
+    let slowMs = 5;
+    // "steady" answers in 20 ms throughout; "slowing" starts at 5 ms (so it takes most traffic), then
+    // becomes 10x slower (50 ms) and must lose it.
+    const fast = await startUpstream("steady", (_req, res) => setTimeout(() => res.end('{"node":"steady"}'), 20));
+    const slowing = await startUpstream("slowing", (_req, res) =>
+      setTimeout(() => res.end('{"node":"slowing"}'), slowMs),
+    );
+    try {
+      await gw.admin("PUT", "/apisix/admin/routes/ewma", {
+        uri: "/ewma",
+        upstream: {
+          type: "ewma",
+          nodes: [
+            { host: "127.0.0.1", port: fast.port, weight: 1 },
+            { host: "127.0.0.1", port: slowing.port, weight: 1 },
+          ],
+        },
+      });
+      const run = async (n: number) => {
+        const counts: Record<string, number> = { steady: 0, slowing: 0 };
+        for (let i = 0; i < n; i++) counts[(await fetchBody(`${gw.proxyUrl}/ewma`)).body.node as string]!++;
+        return counts;
+      };
+      const before = await run(40);
+      assert.ok(before.slowing! >= 24, `the faster node serves most: ${JSON.stringify(before)}`);
+      slowMs = 50;
+      await run(60); // the estimate adapts
+      const afterShift = await run(100);
+      // APISIX's EWMA (10 s decay) moves gradually: most traffic leaves, a trickle keeps probing it.
+      assert.ok(afterShift.slowing! <= 35, `the slow node got ${afterShift.slowing} of 100`);
+      assert.ok(afterShift.slowing! / 100 < before.slowing! / 40 - 0.3, "its share dropped substantially");
+    } finally {
+      await gw.stop();
+      await fast.close();
+      await slowing.close();
+    }
+  });
+});
