@@ -271,7 +271,9 @@ async function main() {
 
   const results = Object.fromEntries(selected.map((t) => [t.name, []]));
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const t of selected) {
+    // Rotate the order every round so no target always runs first (or right after a given other).
+    const order = selected.map((_, i) => selected[(i + round - 1) % selected.length]);
+    for (const t of order) {
       const r = wrk(t.url, DURATION);
       if (t.pid) r.rss = rssMb(t.pid);
       results[t.name].push(r);
@@ -341,18 +343,25 @@ async function main() {
   }
 }
 
-function cleanup() {
+// SIGTERM first: a SIGKILLed nginx master leaves its workers running (and holding ports) as orphans.
+async function cleanup() {
   for (const c of children) {
     try {
-      c.kill("SIGKILL");
+      c.kill("SIGTERM");
+    } catch {}
+  }
+  const exited = children.map((c) => (c.exitCode !== null ? Promise.resolve() : new Promise((r) => c.once("exit", r))));
+  await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 3000))]);
+  for (const c of children) {
+    try {
+      if (c.exitCode === null) c.kill("SIGKILL");
     } catch {}
   }
   rmSync(work, { recursive: true, force: true });
 }
 
 process.on("SIGINT", () => {
-  cleanup();
-  process.exit(130);
+  cleanup().finally(() => process.exit(130));
 });
 
 main()
@@ -360,4 +369,4 @@ main()
     log(`failed: ${err.stack ?? err}`);
     process.exitCode = 1;
   })
-  .finally(cleanup);
+  .finally(() => cleanup().finally(() => process.exit()));
