@@ -1,4 +1,5 @@
 import type { Balancer, BalancerRequest, UpstreamNode } from "./balancer.js";
+import { priorityTiers } from "./tiers.js";
 
 /**
  * Consistent hashing (APISIX `chash`): every node owns POINTS_PER_WEIGHT × weight points on a 32-bit ring;
@@ -84,14 +85,7 @@ class ChashBalancer implements Balancer {
   private readonly readKey: (r: BalancerRequest) => string | undefined;
 
   constructor(nodes: readonly UpstreamNode[], options: { key?: string; hashOn?: string }) {
-    const byPriority = new Map<number, UpstreamNode[]>();
-    for (const n of nodes) {
-      if (!(n.weight > 0)) continue;
-      let tier = byPriority.get(n.priority);
-      if (tier === undefined) byPriority.set(n.priority, (tier = []));
-      tier.push(n);
-    }
-    this.tiers = [...byPriority.entries()].sort((a, b) => b[0] - a[0]).map(([, tier]) => buildRing(tier));
+    this.tiers = priorityTiers(nodes, (n) => n).map(buildRing);
     this.readKey = keyReader(options.hashOn, options.key);
   }
 

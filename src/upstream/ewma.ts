@@ -1,4 +1,5 @@
 import type { Balancer, BalancerRequest, UpstreamNode } from "./balancer.js";
+import { priorityTiers } from "./tiers.js";
 
 /**
  * ewma: latency-aware balancing as APISIX's (from lua-resty-balancer): each node keeps an exponentially
@@ -25,16 +26,11 @@ class EwmaBalancer implements Balancer {
   constructor(nodes: readonly UpstreamNode[], now: () => number, random: () => number) {
     this.now = now;
     this.random = random;
-    const byPriority = new Map<number, Slot[]>();
-    for (const node of nodes) {
-      if (!(node.weight > 0)) continue;
+    this.tiers = priorityTiers(nodes, (node) => {
       const slot = { node, ewma: 0, lastUpdate: 0, active: 0 };
       this.byKey.set(node.key, slot);
-      let tier = byPriority.get(node.priority);
-      if (tier === undefined) byPriority.set(node.priority, (tier = []));
-      tier.push(slot);
-    }
-    this.tiers = [...byPriority.entries()].sort((a, b) => b[0] - a[0]).map(([, t]) => t);
+      return slot;
+    });
   }
 
   private score(slot: Slot, now: number): number {

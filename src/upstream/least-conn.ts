@@ -1,4 +1,5 @@
 import type { Balancer, BalancerRequest, UpstreamNode } from "./balancer.js";
+import { priorityTiers } from "./tiers.js";
 
 /**
  * least_conn: the node with the fewest requests in flight relative to its weight, counted per gateway
@@ -15,16 +16,11 @@ class LeastConnBalancer implements Balancer {
   private rotation = 0;
 
   constructor(nodes: readonly UpstreamNode[]) {
-    const byPriority = new Map<number, Slot[]>();
-    for (const node of nodes) {
-      if (!(node.weight > 0)) continue;
+    this.tiers = priorityTiers(nodes, (node) => {
       const slot = { node, active: 0 };
       this.byKey.set(node.key, slot);
-      let tier = byPriority.get(node.priority);
-      if (tier === undefined) byPriority.set(node.priority, (tier = []));
-      tier.push(slot);
-    }
-    this.tiers = [...byPriority.entries()].sort((a, b) => b[0] - a[0]).map(([, t]) => t);
+      return slot;
+    });
   }
 
   pick(_request: BalancerRequest, tried: ReadonlySet<string> | undefined): UpstreamNode | undefined {

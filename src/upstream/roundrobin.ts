@@ -1,4 +1,5 @@
 import type { Balancer, BalancerRequest, UpstreamNode } from "./balancer.js";
+import { priorityTiers } from "./tiers.js";
 
 interface Slot {
   readonly node: UpstreamNode;
@@ -22,16 +23,8 @@ class RoundRobinBalancer implements Balancer {
   private readonly single: UpstreamNode | undefined;
 
   constructor(nodes: readonly UpstreamNode[]) {
-    const byPriority = new Map<number, Slot[]>();
-    let count = 0;
-    for (const node of nodes) {
-      if (!(node.weight > 0)) continue;
-      let tier = byPriority.get(node.priority);
-      if (tier === undefined) byPriority.set(node.priority, (tier = []));
-      tier.push({ node, weight: node.weight, current: 0 });
-      count++;
-    }
-    this.tiers = [...byPriority.entries()].sort((a, b) => b[0] - a[0]).map(([, slots]) => slots);
+    this.tiers = priorityTiers(nodes, (node) => ({ node, weight: node.weight, current: 0 }));
+    const count = this.tiers.reduce((n, tier) => n + tier.length, 0);
     this.single = count === 1 ? this.tiers[0]![0]!.node : undefined;
   }
 
