@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createAdminHandler } from "./admin/server.js";
+import { loadKeyring, PluginSecrets } from "./config/secrets.js";
 import type { ListenAddress, WeirConfig } from "./config/types.js";
 import { createControlHandler } from "./control/server.js";
 import { type AccessLog, createAccessLog } from "./observability/access-log.js";
@@ -35,6 +36,7 @@ export class Gateway {
   private store: ConfigStore | undefined;
   private readonly pools = new PoolManager();
   private sync: ConfigSync | undefined;
+  private secrets: PluginSecrets | undefined;
   private handler: ProxyHandler | undefined;
   private accessLog: AccessLog | undefined;
   private proxyServers: Server[] = [];
@@ -81,7 +83,12 @@ export class Gateway {
     this.store = store;
     if (this.ownsStore) await store.open();
     const registry = enabledPlugins(config.plugins, this.available);
-    this.sync = new ConfigSync({ store, registry, pools: this.pools, log: this.log });
+    const encryption = config.dataEncryption ?? { enabled: true, keyring: [] };
+    this.secrets = new PluginSecrets(
+      encryption.enabled ? loadKeyring(encryption.keyring, config.dataDir) : undefined,
+      registry,
+    );
+    this.sync = new ConfigSync({ store, registry, pools: this.pools, log: this.log, secrets: this.secrets });
     await this.sync.start();
 
     this.accessLog = createAccessLog(config.accessLog.path);
@@ -128,6 +135,7 @@ export class Gateway {
       keys: this.config.admin.keys,
       allow: this.config.admin.allow,
       plugins: registry,
+      secrets: this.secrets,
       enabledPlugins: [...registry.keys()],
       validateVars,
       validateIp,

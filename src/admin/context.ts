@@ -1,4 +1,5 @@
 import type { IncomingMessage } from "node:http";
+import type { AdminRole } from "../config/types.js";
 
 /** One Admin API request, parsed once and passed to every handler. */
 export interface AdminContext {
@@ -13,6 +14,8 @@ export interface AdminContext {
   subPath: string[];
   /** The parsed JSON body; undefined when the request had none. */
   body: unknown;
+  /** The role of the key the request presented: secrets read decrypted for admin, masked for viewer. */
+  role?: AdminRole;
 }
 
 /** Splits an Admin API path the way APISIX's split_uri + run() do; undefined outside /apisix/admin/. */

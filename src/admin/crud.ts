@@ -1,12 +1,14 @@
 import { resourceKey } from "../store/keys.js";
 import { CompareFailedError, type StoreEntry } from "../store/types.js";
-import { type CheckEnv, checkConf } from "./checks.js";
+import { checkConf } from "./checks.js";
 import type { AdminContext } from "./context.js";
+import { type CredentialsEnv, deleteCredentials, duplicateKey } from "./credentials.js";
 import { listAnswer } from "./list.js";
 import { mergePatch, setAtPath } from "./patch.js";
 import { deleteBlocker, listResources } from "./references.js";
 import { type Answer, envelope, fail, KEY_NOT_FOUND } from "./reply.js";
 import type { Method, ResourceDef } from "./resources.js";
+import { revealedEnvelope } from "./secret-view.js";
 
 /** Compare-and-swap attempts before a write gives up; in-process writers queue, so only other writers race. */
 const CAS_ATTEMPTS = 5;
@@ -40,7 +42,16 @@ class KeyQueue {
 export class ResourceApi {
   private readonly queue = new KeyQueue();
 
-  constructor(private readonly env: CheckEnv) {}
+  constructor(private readonly env: CredentialsEnv) {}
+
+  /** After checkConf: what only consumers need (unique identifying keys), then secrets encrypted for the store. */
+  private async beforeWrite(def: ResourceDef, conf: Record<string, unknown>, id: string): Promise<void> {
+    if (def.type === "consumers" && isObject(conf.plugins)) {
+      const dup = await duplicateKey(this.env, conf.plugins, id, undefined);
+      if (dup !== undefined) fail(400, dup);
+    }
+    this.env.secrets?.encrypt(conf.plugins);
+  }
 
   handle(def: ResourceDef, ctx: AdminContext): Promise<Answer> {
     const method = ctx.method.toLowerCase() as Method;
@@ -60,19 +71,21 @@ export class ResourceApi {
   }
 
   private async get(def: ResourceDef, ctx: AdminContext): Promise<Answer> {
+    const reveal = (e: StoreEntry) => revealedEnvelope(e, ctx.role, this.env.secrets);
     if (ctx.id === undefined) {
       return {
         status: 200,
-        body: listAnswer(await listResources(this.env.store, def.type), ctx.query, def.listFilterFields),
+        body: listAnswer(await listResources(this.env.store, def.type), ctx.query, def.listFilterFields, reveal),
       };
     }
     const entry = await this.env.store.get(resourceKey(def.type, ctx.id));
-    return entry === undefined ? KEY_NOT_FOUND : { status: 200, body: envelope(entry) };
+    return entry === undefined ? KEY_NOT_FOUND : { status: 200, body: reveal(entry) };
   }
 
   private async put(def: ResourceDef, ctx: AdminContext): Promise<Answer> {
     const conf = ctx.body as Record<string, unknown>;
     const id = await checkConf(def, conf, this.env, { pathId: ctx.id, needId: true, allowTime: false });
+    await this.beforeWrite(def, conf, id);
     const key = resourceKey(def.type, id);
     return this.queue.run(key, () =>
       this.swap(key, (existing) => {
@@ -86,7 +99,8 @@ export class ResourceApi {
 
   private async post(def: ResourceDef, ctx: AdminContext): Promise<Answer> {
     const conf = ctx.body as Record<string, unknown>;
-    await checkConf(def, conf, this.env, { pathId: ctx.id, needId: false, allowTime: false });
+    const checkedId = await checkConf(def, conf, this.env, { pathId: ctx.id, needId: false, allowTime: false });
+    await this.beforeWrite(def, conf, checkedId);
     conf.create_time = now();
     conf.update_time = now();
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
@@ -115,7 +129,9 @@ export class ResourceApi {
       this.swap(
         key,
         async (existing) => {
-          const current = existing!.value as Record<string, unknown>;
+          // Merged and checked in clear (as APISIX decrypts before a PATCH), then encrypted again.
+          const current = structuredClone(existing!.value) as Record<string, unknown>;
+          this.env.secrets?.decrypt(current.plugins);
           let next: Record<string, unknown>;
           if (sub.length > 0) {
             next = setAtPath(current, sub, structuredClone(body));
@@ -131,6 +147,7 @@ export class ResourceApi {
             }
           }
           await checkConf(def, next, this.env, { pathId: id, needId: true, allowTime: true });
+          await this.beforeWrite(def, next, id!);
           return next;
         },
         true,
@@ -172,6 +189,8 @@ export class ResourceApi {
       const blocker = await deleteBlocker(this.env.store, def.type, id);
       if (blocker !== undefined) fail(400, blocker);
     }
+    // APISIX deletes a consumer's credentials with it.
+    if (def.type === "consumers") await deleteCredentials(this.env.store, id);
     const removed = await this.queue.run(key, () => this.env.store.delete(key));
     return removed === undefined ? KEY_NOT_FOUND : { status: 200, body: { deleted: "1", key } };
   }

@@ -54,7 +54,12 @@ function matcher(query: URLSearchParams, filterFields: readonly string[]): (v: C
  * `{total, list}` as APISIX 3.x answers a list: filtered, `total` counted after filtering, then paged when
  * both `page` and `page_size` are given (sorted by createdIndex, as APISIX sorts only when paging).
  */
-export function listAnswer(entries: readonly StoreEntry[], query: URLSearchParams, filterFields: readonly string[]) {
+export function listAnswer(
+  entries: readonly StoreEntry[],
+  query: URLSearchParams,
+  filterFields: readonly string[],
+  toEnvelope: (entry: StoreEntry) => unknown = envelope,
+) {
   const matches = matcher(query, filterFields);
   let items = entries.filter((e) => matches(e.value as Conf));
   const total = items.length;
@@ -65,7 +70,7 @@ export function listAnswer(entries: readonly StoreEntry[], query: URLSearchParam
     const from = (Math.max(1, Math.trunc(page)) - 1) * Math.trunc(size);
     items = [...items].sort((a, b) => a.createRevision - b.createRevision).slice(from, from + Math.trunc(size));
   }
-  return { total, list: items.map(envelope) };
+  return { total, list: items.map(toEnvelope) };
 }
 
 /** Lua's tonumber: an absent or blank argument is no number. */

@@ -1,12 +1,14 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { PluginSecrets } from "../config/secrets.js";
 import type { AdminKey } from "../config/types.js";
 import type { Plugin } from "../plugins/types.js";
 import { compileIpMatcher } from "../router/ip.js";
 import type { ConfigStore } from "../store/types.js";
-import { checkToken, presentedKey } from "./auth.js";
+import { checkToken, presentedKey, roleOf } from "./auth.js";
 import { readJsonBody } from "./body.js";
 import type { AdminContext } from "./context.js";
 import { parseAdminPath } from "./context.js";
+import { CredentialsApi } from "./credentials.js";
 import { ResourceApi } from "./crud.js";
 import { PluginMetadataApi } from "./metadata.js";
 import { PluginsApi } from "./plugins.js";
@@ -25,6 +27,8 @@ export interface AdminOptions {
   validateVars?: (expr: unknown) => string | undefined;
   /** Checks each `remote_addr(s)` entry beyond the schema; the router provides it. */
   validateIp?: (entry: string) => string | undefined;
+  /** Encrypts secret plugin fields on write, decrypts (admin) or masks (viewer) them on read. */
+  secrets?: PluginSecrets;
 }
 
 const METHODS = new Set(["GET", "PUT", "POST", "DELETE", "PATCH"]);
@@ -62,18 +66,22 @@ export function createAdminHandler(options: AdminOptions): (req: IncomingMessage
 class AdminApi {
   private readonly options: AdminOptions;
   private readonly resources: ResourceApi;
+  private readonly credentials: CredentialsApi;
   private readonly plugins: PluginsApi;
   private readonly metadata: PluginMetadataApi;
 
   constructor(options: AdminOptions) {
     this.options = options;
-    this.resources = new ResourceApi({
+    const env = {
       store: options.store,
       plugins: options.plugins,
       enabledPlugins: options.enabledPlugins,
       validateVars: options.validateVars,
       validateIp: options.validateIp,
-    });
+      secrets: options.secrets,
+    };
+    this.resources = new ResourceApi(env);
+    this.credentials = new CredentialsApi(env);
     this.plugins = new PluginsApi(options.plugins, options.enabledPlugins);
     this.metadata = new PluginMetadataApi(options.store, options.plugins);
   }
@@ -90,7 +98,8 @@ class AdminApi {
       return [ROUTE_NOT_FOUND];
     }
 
-    const denied = checkToken(this.options.keys, presentedKey(req, url.searchParams), method);
+    const presented = presentedKey(req, url.searchParams);
+    const denied = checkToken(this.options.keys, presented, method);
     if (denied !== undefined) {
       req.resume();
       return [{ status: 401, body: { error_msg: "failed to check token", description: denied } }];
@@ -104,6 +113,7 @@ class AdminApi {
       id: path.id,
       subPath: path.subPath,
       body: undefined,
+      role: roleOf(this.options.keys, presented),
     };
     return [await this.run(ctx, url.pathname), API_VERSION];
   }
@@ -121,9 +131,6 @@ class AdminApi {
       return this.plugins.validate(ctx.subPath[0], await readJsonBody(ctx.req));
     }
     if (resource === "stream_routes") fail(400, "stream mode is disabled, can not add stream routes");
-    if (resource === "consumers" && ctx.subPath[0] === "credentials") {
-      fail(404, "Unsupported resource type: credentials");
-    }
 
     const def = RESOURCES.get(resource);
     const readOnly = resource === "schema" || resource === "plugins";
@@ -142,6 +149,9 @@ class AdminApi {
     if (resource === "schema") return this.plugins.schema(id);
     if (resource === "plugins") return this.plugins.get(id, ctx.query);
     if (resource === "plugin_metadata") return this.metadata.handle(ctx);
+    if (resource === "consumers" && ctx.id !== undefined && ctx.subPath[0] === "credentials") {
+      return this.credentials.handle(ctx);
+    }
     return this.resources.handle(def!, ctx);
   }
 }

@@ -32,6 +32,15 @@ const FileSchema = Type.Object(
           graceful_shutdown_timeout: Type.Optional(Type.Number({ minimum: 0 })),
           enable_control: Type.Optional(Type.Boolean()),
           control: Type.Optional(Listen),
+          data_encryption: Type.Optional(
+            Type.Object(
+              {
+                enable_encrypt_fields: Type.Optional(Type.Boolean()),
+                keyring: Type.Optional(Type.Union([Type.Null(), Type.Array(Type.String({ minLength: 1 }))])),
+              },
+              { additionalProperties: false },
+            ),
+          ),
         },
         { additionalProperties: false },
       ),
@@ -233,6 +242,10 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
       plugins,
       accessLog: { path: accessLog },
       shutdownTimeoutMs: (fc.weir?.graceful_shutdown_timeout ?? 10) * 1000,
+      dataEncryption: {
+        enabled: fc.weir?.data_encryption?.enable_encrypt_fields ?? true,
+        keyring: fc.weir?.data_encryption?.keyring ?? [],
+      },
     },
     generatedAdminKey,
     source,

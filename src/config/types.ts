@@ -54,4 +54,13 @@ export interface WeirConfig {
   };
   /** How long SIGTERM waits for in-flight requests before closing them. */
   shutdownTimeoutMs: number;
+  /**
+   * APISIX's `data_encryption`: plugin fields listed in `encryptFields` are stored encrypted. Absent means
+   * enabled with a key generated into dataDir.
+   */
+  dataEncryption?: {
+    enabled: boolean;
+    /** First entry encrypts, all decrypt; empty = the generated key. */
+    keyring: string[];
+  };
 }

@@ -87,7 +87,7 @@ export function checkSchema<T = unknown>(schema: TSchema | object, value: unknow
 
 // ---- error messages ---------------------------------------------------------------------------------------
 
-function explain(e: ErrorObject, all: readonly ErrorObject[]): string {
+export function explain(e: ErrorObject, all: readonly ErrorObject[]): string {
   const path = pathOf(e.instancePath);
   const data = e.data;
   let detail: string;

@@ -55,6 +55,17 @@ export interface Plugin<Conf = any, State = Conf> {
   version?: string;
   /** "auth" plugins identify consumers; others are ordinary. */
   type?: "auth";
+  /**
+   * Auth plugins: the consumer-config field that identifies a credential (key-auth "key", basic-auth
+   * "username", jwt-auth "key", hmac-auth "key_id"). The snapshot indexes consumers and credentials by it
+   * for `ctx.findCredential`, and the Admin API rejects two consumers/credentials sharing a value.
+   */
+  credentialKey?: string;
+  /**
+   * Dotted paths of secret fields in this plugin's configs (route, consumer, credential alike), encrypted
+   * at rest and masked for viewer keys. `*` matches any key at its level, e.g. "auth.header.*".
+   */
+  encryptFields?: string[];
   /** JSON Schema of the route/service/global-rule config. Ajv fills `default`s into the stored config. */
   schema: TSchema;
   /** JSON Schema of the config a consumer carries for this plugin (auth plugins). */

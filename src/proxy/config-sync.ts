@@ -1,3 +1,4 @@
+import type { PluginSecrets } from "../config/secrets.js";
 import type { Plugin } from "../plugins/types.js";
 import { DEFAULT_PREFIX, parseResourceKey, type ResourceType } from "../store/keys.js";
 import type { ConfigStore, StoreEntry, WatchEvent, Watcher } from "../store/types.js";
@@ -17,6 +18,7 @@ export class ConfigSync {
   readonly health: HealthCheckManager;
   private readonly log: (msg: string) => void;
   private readonly prefix: string;
+  private readonly secrets: PluginSecrets | undefined;
   private readonly tables = new Map<ResourceType, Map<string, StoreEntry>>();
   private watcher: Watcher | undefined;
   private revision = 0;
@@ -30,6 +32,7 @@ export class ConfigSync {
     pools: PoolManager;
     log: (msg: string) => void;
     prefix?: string;
+    secrets?: PluginSecrets;
   }) {
     this.store = options.store;
     this.registry = options.registry;
@@ -37,6 +40,7 @@ export class ConfigSync {
     this.health = new HealthCheckManager(options.log);
     this.log = options.log;
     this.prefix = options.prefix ?? DEFAULT_PREFIX;
+    this.secrets = options.secrets;
   }
 
   get current(): Snapshot {
@@ -110,6 +114,7 @@ export class ConfigSync {
         health: this.health,
         previous,
         log: this.log,
+        secrets: this.secrets,
       });
     } catch (err) {
       // Keep serving the last good config; the next change gets another chance.

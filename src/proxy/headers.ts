@@ -34,8 +34,15 @@ export function isManagedRequestHeader(name: string): boolean {
       const n = name.toLowerCase();
       return n === "transfer-encoding" || n === "x-forwarded-proto";
     }
-    case 19:
-      return name.toLowerCase() === "proxy-authorization";
+    case 19: {
+      const n = name.toLowerCase();
+      return n === "proxy-authorization" || n === "x-consumer-username";
+    }
+    // The consumer headers are the gateway's word on who authenticated; a client's copies are spoofs.
+    case 20:
+      return name.toLowerCase() === "x-consumer-custom-id";
+    case 23:
+      return name.toLowerCase() === "x-credential-identifier";
     default:
       return false;
   }

@@ -47,6 +47,12 @@ interface MetaConfig {
 /** What an UpstreamHandle really is: a stored upstream's id, or an upstream compiled with the plugin. */
 export type UpstreamRef = { kind: "id"; id: string } | { kind: "compiled"; upstream: CompiledUpstream };
 
+/**
+ * Turns a stored plugin config into the one the plugin compiles (secrets decrypted, `$env://` resolved);
+ * throwing marks the config invalid, so the plugin is skipped with the message logged.
+ */
+export type PrepareConf = (plugin: Plugin, conf: Record<string, unknown>) => Record<string, unknown>;
+
 /** A compiled plugin instance that may be carried from one snapshot to the next. */
 export interface PluginInstance {
   plugin: Plugin;
@@ -64,10 +70,16 @@ export class PluginInstanceCache {
   private current = new Map<string, PluginInstance>();
 
   private readonly compileInline: ((config: Record<string, unknown>) => CompiledUpstream) | undefined;
+  private readonly prepare: PrepareConf | undefined;
 
-  constructor(previous?: PluginInstanceCache, compileInline?: (config: Record<string, unknown>) => CompiledUpstream) {
+  constructor(
+    previous?: PluginInstanceCache,
+    compileInline?: (config: Record<string, unknown>) => CompiledUpstream,
+    prepare?: PrepareConf,
+  ) {
     this.previous = previous?.current ?? new Map();
     this.compileInline = compileInline;
+    this.prepare = prepare;
   }
 
   instance(cacheKey: string, plugin: Plugin, conf: unknown, scope: PluginScope): PluginInstance {
@@ -76,7 +88,9 @@ export class PluginInstanceCache {
     if (inst === undefined || inst.plugin !== plugin) {
       // Config written straight into the store (etcd, by another tool) never met the Admin API: validate
       // it here, on a copy, so defaults are filled and a bad config is skipped instead of crashing phases.
-      const checked = structuredClone(conf);
+      const checked = structuredClone(
+        this.prepare === undefined ? conf : this.prepare(plugin, conf as Record<string, unknown>),
+      );
       const err = validatePluginConfig(plugin, checked, "route");
       if (err !== undefined) throw new Error(err);
       const poolKeys: string[] = [];

@@ -1,6 +1,8 @@
 import type { ServiceConfig } from "../config/schemas/others.js";
 import type { RouteConfig } from "../config/schemas/route.js";
 import type { UpstreamConfig } from "../config/schemas/upstream.js";
+import { type PluginSecrets, resolveEnvRefs } from "../config/secrets.js";
+import { validatePluginConfig } from "../config/validate.js";
 import type { Plugin } from "../plugins/types.js";
 import { compileRouter } from "../router/router.js";
 import type { Router, RouteSpec } from "../router/types.js";
@@ -9,6 +11,7 @@ import type { StoreEntry } from "../store/types.js";
 import type { HealthCheckManager } from "../upstream/health.js";
 import type { PoolManager } from "../upstream/pool.js";
 import { type CompiledUpstream, compileUpstream } from "../upstream/upstream.js";
+import { buildCredentialIndex, type CredentialIndex, type CredentialSource } from "./credentials.js";
 import {
   buildChain,
   combineConsumerPhases,
@@ -56,6 +59,8 @@ export interface Snapshot {
   readonly pluginMetadata: ReadonlyMap<string, unknown>;
   /** Consumers by username, with their group resolved. */
   readonly consumers: ReadonlyMap<string, CompiledConsumer>;
+  /** Auth plugin configs of consumers and credentials by identifying value (ctx.findCredential). */
+  readonly credentials: CredentialIndex;
   /**
    * The phases left to run once an auth plugin identified `consumer` on `route` (null route: no route
    * matched). Built on first use per (route, consumer) and kept for the snapshot's lifetime.
@@ -80,6 +85,8 @@ export interface CompiledConsumer {
   readonly groupRevision: number;
   /** The raw consumer config (auth plugins read their credentials here). */
   readonly config: Readonly<Record<string, unknown>>;
+  /** `labels.custom_id`, sent upstream as X-Consumer-Custom-ID (APISIX 3.x). */
+  readonly customId: string | undefined;
 }
 
 export type ResourceTables = ReadonlyMap<ResourceType, ReadonlyMap<string, StoreEntry>>;
@@ -91,14 +98,21 @@ export interface CompileOptions {
   previous: Snapshot | undefined;
   log: (msg: string) => void;
   maxBufferedBody?: number;
+  /** Decrypts secret fields and resolves `$env://` references of every plugin config. */
+  secrets?: PluginSecrets;
 }
 
 const DEFAULT_MAX_BUFFERED_BODY = 16 * 1024 * 1024;
 
 export function compileSnapshot(tables: ResourceTables, revision: number, options: CompileOptions): Snapshot {
   const { registry, pools, log } = options;
-  const instances = new PluginInstanceCache(options.previous?.instances, (config) =>
-    compileUpstream(config as UpstreamConfig, undefined, pools, undefined, log),
+  const secrets = options.secrets;
+  const prepare = (plugin: Plugin, conf: Record<string, unknown>) =>
+    secrets === undefined ? resolveEnvRefs(conf) : secrets.prepare(plugin, conf);
+  const instances = new PluginInstanceCache(
+    options.previous?.instances,
+    (config) => compileUpstream(config as UpstreamConfig, undefined, pools, undefined, log),
+    prepare,
   );
   const poolKeys = new Set<string>();
   const healthKeys = new Set<string>();
@@ -108,6 +122,19 @@ export function compileSnapshot(tables: ResourceTables, revision: number, option
     return { manager: options.health, key, name };
   };
   const table = (type: ResourceType) => tables.get(type) ?? new Map<string, StoreEntry>();
+  // Credentials are checked here like plugin instances are: config written straight into the store never
+  // met the Admin API, and an unresolvable secret must make the credential unusable, never match literally.
+  const prepareCredential = (plugin: Plugin, conf: Record<string, unknown>, where: string) => {
+    try {
+      const ready = structuredClone(prepare(plugin, conf));
+      const err = validatePluginConfig(plugin, ready, "consumer");
+      if (err !== undefined) throw new Error(err);
+      return ready;
+    } catch (err) {
+      log(`${where}: ${plugin.name} credential skipped: ${(err as Error).message}`);
+      return undefined;
+    }
+  };
 
   const upstreams = new Map<string, CompiledUpstream>();
   const upstreamRevisions = new Map<string, number>();
@@ -233,8 +260,23 @@ export function compileSnapshot(tables: ResourceTables, revision: number, option
 
   const consumers = new Map<string, CompiledConsumer>();
   const groups = table("consumer_groups");
-  for (const [username, entry] of table("consumers")) {
-    const value = entry.value as { group_id?: string | number; plugins?: Record<string, unknown> };
+  const credentialSources: CredentialSource[] = [];
+  for (const [id, entry] of table("consumers")) {
+    // Credentials live under their consumer's key: consumers/<username>/credentials/<id>.
+    const credential = parseCredentialId(id);
+    if (credential !== undefined) {
+      const plugins = (entry.value as { plugins?: Record<string, unknown> }).plugins;
+      if (plugins !== undefined && table("consumers").has(credential.username)) {
+        credentialSources.push({ ...credential, plugins });
+      }
+      continue;
+    }
+    const username = id;
+    const value = entry.value as {
+      group_id?: string | number;
+      plugins?: Record<string, unknown>;
+      labels?: Record<string, string>;
+    };
     const groupId = value.group_id === undefined ? undefined : String(value.group_id);
     const group = groupId === undefined ? undefined : groups.get(groupId);
     consumers.set(username, {
@@ -247,8 +289,13 @@ export function compileSnapshot(tables: ResourceTables, revision: number, option
         ...(value.plugins ?? {}),
       },
       config: entry.value as Record<string, unknown>,
+      customId: value.labels?.custom_id,
     });
+    if (value.plugins !== undefined) {
+      credentialSources.push({ username, credentialId: undefined, plugins: value.plugins });
+    }
   }
+  const credentials = buildCredentialIndex(credentialSources, registry, prepareCredential, log);
   const consumerPhaseCache = new Map<string, RequestPhases>();
   const consumerPhases = (route: CompiledRoute, consumer: CompiledConsumer): RequestPhases => {
     const key = `${route.pluginsKey}|consumer/${consumer.username}@${consumer.revision}|group@${consumer.groupRevision}`;
@@ -291,6 +338,7 @@ export function compileSnapshot(tables: ResourceTables, revision: number, option
     upstreamRevisions,
     pluginMetadata,
     consumers,
+    credentials,
     consumerPhases,
     maxBufferedBody: options.maxBufferedBody ?? DEFAULT_MAX_BUFFERED_BODY,
     instances,
@@ -338,6 +386,15 @@ function resolveUpstream(
     upstream: compileUpstream(config, String(upstreamId), pools, route.timeout, log, healthFor(String(upstreamId))),
     error: undefined,
   };
+}
+
+/** `alice/credentials/c1` → { username: "alice", credentialId: "c1" }; undefined for a plain username. */
+function parseCredentialId(id: string): { username: string; credentialId: string } | undefined {
+  const at = id.indexOf("/credentials/");
+  if (at <= 0) return undefined;
+  const credentialId = id.slice(at + "/credentials/".length);
+  if (credentialId === "" || credentialId.includes("/")) return undefined;
+  return { username: id.slice(0, at), credentialId };
 }
 
 function idOf(key: string): string {

@@ -47,6 +47,8 @@ export function upstreamRequestHeaders(
       : upstream.passHost === "rewrite"
         ? (upstream.upstreamHost ?? clientHost)
         : clientHost);
+  // After real-ip this is the address it set: nginx's set_real_ip changes $remote_addr, so X-Real-IP and the
+  // hop $proxy_add_x_forwarded_for appends both carry the real client, not the trusted proxy.
   const remote = ctx.remoteAddr;
   const scheme = "encrypted" in ctx.req.socket ? "https" : "http";
   out.push(
@@ -63,6 +65,13 @@ export function upstreamRequestHeaders(
     "x-forwarded-port",
     fwdPort ?? String(ctx.req.socket.localPort ?? ""),
   );
+  const consumer = ctx.consumer;
+  if (consumer !== undefined) {
+    // APISIX 3.x attach_consumer: who authenticated, with which credential, and the consumer's custom_id label.
+    out.push("x-consumer-username", consumer.username);
+    if (ctx.credentialId !== undefined) out.push("x-credential-identifier", ctx.credentialId);
+    if (consumer.customId !== undefined) out.push("x-consumer-custom-id", consumer.customId);
+  }
   if (ctx.body !== undefined) {
     setHeader(out, "content-length", String(ctx.body.length));
   }
