@@ -1,0 +1,233 @@
+import { createHash } from "node:crypto";
+import { type Static, Type } from "@sinclair/typebox";
+import type { CounterResult, RateLimitCounter } from "../ratelimit/counter.js";
+import { LocalFixedWindowCounter } from "../ratelimit/local-fixed.js";
+import { LocalSlidingWindowCounter } from "../ratelimit/local-sliding.js";
+import type { PluginContext } from "./context.js";
+import type { Plugin, PluginScope, Reply } from "./types.js";
+import { compileVarTemplate, type VarTemplate } from "./vars-template.js";
+
+/**
+ * limit-count: at most `count` requests per `time_window` seconds per key, in a fixed or a sliding window,
+ * with APISIX's X-RateLimit-* headers on every answer, the rejection included.
+ *
+ * Counters live in one process-wide table per window type, like APISIX's shared dict, keyed by where the
+ * config applies: a `group` shares one budget wherever it is configured; otherwise the budget belongs to
+ * the matched route and service and to this exact config (APISIX's conf_type + conf_id + conf_version), so
+ * two routes never share one, an edit elsewhere on the route keeps the count, and an edit of this plugin's
+ * config starts afresh.
+ */
+export const name = "limit-count";
+export const priority = 1002;
+
+const StringEnum = <const T extends string>(values: readonly T[], defaultValue: T) =>
+  Type.Unsafe<T>({ type: "string", enum: values, default: defaultValue });
+
+// APISIX 3.16+: a positive integer, or a string resolved per request from variables (`$http_x_quota`).
+const IntegerOrVariable = Type.Unsafe<number | string>({
+  oneOf: [{ type: "integer", exclusiveMinimum: 0 }, { type: "string" }],
+});
+
+export const schema = Type.Object(
+  {
+    // Required unless `rules` is given (APISIX's oneOf); check() says which is missing.
+    count: Type.Optional(IntegerOrVariable),
+    time_window: Type.Optional(IntegerOrVariable),
+    window_type: Type.Optional(StringEnum(["fixed", "sliding"], "fixed")),
+    group: Type.Optional(Type.String()),
+    key: Type.Optional(Type.String({ default: "remote_addr" })),
+    key_type: Type.Optional(StringEnum(["var", "var_combination", "constant"], "var")),
+    rejected_code: Type.Optional(Type.Integer({ minimum: 200, maximum: 599, default: 503 })),
+    rejected_msg: Type.Optional(Type.String({ minLength: 1 })),
+    // APISIX's enum, so a Redis config gets check()'s "not supported yet" instead of an enum error.
+    policy: Type.Optional(StringEnum(["local", "redis", "redis-cluster", "redis-sentinel"], "local")),
+    allow_degradation: Type.Optional(Type.Boolean({ default: false })),
+    show_limit_quota_header: Type.Optional(Type.Boolean({ default: true })),
+    // Delayed Redis sync; -1 (APISIX's NO_DELAYED_SYNC) is stored as the default and means "every request".
+    sync_interval: Type.Optional(Type.Number({ default: -1 })),
+  },
+  // No additionalProperties: false, as in APISIX: redis_* fields next to policy "local" stay valid.
+);
+export type LimitCountConfig = Static<typeof schema> & { rules?: unknown };
+
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+
+function check(conf: LimitCountConfig): string | undefined {
+  if (conf.rules !== undefined) {
+    return 'property "rules" is not supported by Weir yet; configure count and time_window';
+  }
+  if (conf.count === undefined) return 'property "count" is required';
+  if (conf.time_window === undefined) return 'property "time_window" is required';
+  for (const field of ["count", "time_window"] as const) {
+    const value = conf[field];
+    if (typeof value !== "string") continue;
+    const template = compileVarTemplate(value);
+    // A string without variables is a number written as a string; APISIX finds out per request, Weir now.
+    if (template.variableCount === 0 && positiveInteger(value) === undefined) {
+      return `property "${field}" validation failed: "${value}" is neither a positive integer nor has a $variable`;
+    }
+  }
+  if (conf.policy !== undefined && conf.policy !== "local") {
+    return `property "policy" validation failed: "${conf.policy}" is not supported by Weir yet; only "local" is`;
+  }
+  return undefined;
+}
+
+// ---- compiled state -----------------------------------------------------------------------------------
+
+/** A count or time_window: fixed at config time, or a template resolved per request. */
+type Quantity = number | VarTemplate;
+
+interface State {
+  counter: RateLimitCounter;
+  count: Quantity;
+  timeWindow: Quantity;
+  keyType: "var" | "var_combination" | "constant";
+  key: string;
+  keyTemplate: VarTemplate | undefined;
+  /** Counter key prefix fixed at config time (groups, global rules), else undefined: built per request. */
+  fixedPrefix: string | undefined;
+  /** This config's identity, so a changed config counts afresh (APISIX's conf_version). */
+  fingerprint: string;
+  showHeaders: boolean;
+  allowDegradation: boolean;
+  rejection: Reply;
+}
+
+export interface LimitCountOptions {
+  /** The counter to use instead of the process-wide local one (tests drive its clock). */
+  counter?: RateLimitCounter;
+}
+
+// One table per window type for the whole process, as APISIX's plugin-limit-count shared dict: instances
+// come and go with config changes, the counts outlive them.
+let sharedFixed: LocalFixedWindowCounter | undefined;
+let sharedSliding: LocalSlidingWindowCounter | undefined;
+
+function localCounter(windowType: "fixed" | "sliding"): RateLimitCounter {
+  if (windowType === "sliding") return (sharedSliding ??= new LocalSlidingWindowCounter());
+  return (sharedFixed ??= new LocalFixedWindowCounter());
+}
+
+/** compile() with the counter injectable. */
+export function compileWith(conf: LimitCountConfig, scope: PluginScope, options: LimitCountOptions = {}): State {
+  const keyType = conf.key_type ?? "var";
+  const key = conf.key ?? "remote_addr";
+  const fingerprint = fingerprintOf(conf);
+  const code = conf.rejected_code ?? 503;
+  let fixedPrefix: string | undefined;
+  // Length-prefixed so that no group name and key can be spelled as another group name and key.
+  if (conf.group !== undefined) fixedPrefix = `group:${conf.group.length}:${conf.group}:`;
+  else if (scope.kind === "global_rule") fixedPrefix = `global_rule:${fingerprint}:`;
+  return {
+    counter: options.counter ?? localCounter(conf.window_type ?? "fixed"),
+    count: quantity(conf.count!),
+    timeWindow: quantity(conf.time_window!),
+    keyType,
+    key,
+    keyTemplate: keyType === "var_combination" ? compileVarTemplate(key) : undefined,
+    fixedPrefix,
+    fingerprint,
+    showHeaders: conf.show_limit_quota_header !== false,
+    allowDegradation: conf.allow_degradation === true,
+    // APISIX sends rejected_msg as {"error_msg": ...} and otherwise only the status.
+    rejection:
+      conf.rejected_msg === undefined ? { status: code } : { status: code, body: { error_msg: conf.rejected_msg } },
+  };
+}
+
+function compile(conf: LimitCountConfig, scope: PluginScope): State {
+  return compileWith(conf, scope);
+}
+
+function quantity(value: number | string): Quantity {
+  if (typeof value === "number") return value;
+  const template = compileVarTemplate(value);
+  return template.variableCount === 0 ? positiveInteger(value)! : template;
+}
+
+function fingerprintOf(conf: LimitCountConfig): string {
+  const { _meta, ...rest } = conf as LimitCountConfig & { _meta?: unknown };
+  return createHash("sha256").update(stableJson(rest)).digest("base64url").slice(0, 12);
+}
+
+function stableJson(value: unknown): string {
+  if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null";
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${stableJson(obj[k])}`).join(",")}}`;
+}
+
+// ---- the request ----------------------------------------------------------------------------------------
+
+/**
+ * The value counted by. An unset or empty variable, or a combination in which no variable has a value,
+ * falls back to the client address, so such clients are limited one by one instead of sharing one budget
+ * (APISIX falls back only when the value is nil; Weir also on "", as limit-req does). A constant is used as is.
+ */
+export function limitKey(state: Pick<State, "keyType" | "key" | "keyTemplate">, ctx: PluginContext): string {
+  if (state.keyType === "constant") return state.key;
+  const key = state.keyTemplate !== undefined ? state.keyTemplate.renderIfResolved(ctx) : ctx.var(state.key);
+  return key === undefined || key === "" ? ctx.remoteAddr : key;
+}
+
+/** The counter's key: the owner of the budget, then the limit key. */
+export function counterKey(state: State, ctx: PluginContext): string {
+  const prefix = state.fixedPrefix ?? `${ctx.routeId ?? ""}&${ctx.serviceId ?? ""}:${state.fingerprint}:`;
+  return prefix + limitKey(state, ctx);
+}
+
+const RESOLVE_FAILED: Reply = { status: 500 };
+const COUNTER_FAILED: Reply = { status: 500, body: { error_msg: "failed to limit count" } };
+
+function access(state: State, ctx: PluginContext): Reply | Promise<Reply | undefined> | undefined {
+  const limit = resolve(state.count, ctx);
+  const window = resolve(state.timeWindow, ctx);
+  if (limit === undefined || window === undefined) return state.allowDegradation ? undefined : RESOLVE_FAILED;
+  let answer: CounterResult | Promise<CounterResult>;
+  try {
+    answer = state.counter.incoming(counterKey(state, ctx), 1, limit, window);
+  } catch {
+    return state.allowDegradation ? undefined : COUNTER_FAILED;
+  }
+  if (!(answer instanceof Promise)) return admit(state, ctx, answer, limit);
+  return answer.then(
+    (result) => admit(state, ctx, result, limit),
+    () => (state.allowDegradation ? undefined : COUNTER_FAILED),
+  );
+}
+
+function admit(state: State, ctx: PluginContext, result: CounterResult, limit: number): Reply | undefined {
+  if (state.showHeaders) {
+    ctx.setResponseHeader("X-RateLimit-Limit", String(limit));
+    // APISIX shows 0 remaining on a rejection, whatever the counter holds.
+    ctx.setResponseHeader("X-RateLimit-Remaining", result.allowed ? String(result.remaining) : "0");
+    ctx.setResponseHeader("X-RateLimit-Reset", String(floor2(result.resetSeconds)));
+  }
+  return result.allowed ? undefined : state.rejection;
+}
+
+/**
+ * A count or time_window for this request. A variable that does not hold a positive integer fails the
+ * request (or lets it through with allow_degradation) rather than skipping the limit: a client-controlled
+ * variable must not switch limiting off.
+ */
+function resolve(q: Quantity, ctx: PluginContext): number | undefined {
+  return typeof q === "number" ? q : positiveInteger(q.render(ctx));
+}
+
+function positiveInteger(text: string): number | undefined {
+  if (text.trim() === "") return undefined;
+  const n = Number(text);
+  return Number.isInteger(n) && n > 0 && n <= MAX_SAFE ? n : undefined;
+}
+
+/** APISIX floors the reset to two decimals (`math.floor(reset * 100) / 100`), never below 0. */
+function floor2(seconds: number): number {
+  if (seconds <= 0) return 0;
+  // Rounded to 1e-4 first so that binary noise (0.29 * 100 = 28.999…) does not cost a hundredth.
+  return Math.floor(Math.round(seconds * 1e4) / 1e2) / 100;
+}
+
+export const limitCount: Plugin<LimitCountConfig, State> = { name, priority, schema, check, compile, access };
