@@ -41,14 +41,31 @@ export function createAccessLog(path: string | null): AccessLog | undefined {
       const line =
         `${ctx.remoteAddr} - - [${timeLocal()}] ${req.headers.host ?? "-"} "${req.method} ${req.url} HTTP/${req.httpVersion}" ` +
         `${ctx.status} ${ctx.bytesSent} ${seconds} "${req.headers.referer ?? "-"}" "${req.headers["user-agent"] ?? "-"}" ` +
-        `${ctx.upstreamAddr ?? "-"} ${ctx.upstreamStatuses?.join(", ") ?? "-"} ${upstreamTime} "${ctx.upstreamUri}"\n`;
-      stream.write(line);
+        `${ctx.upstreamAddr ?? "-"} ${ctx.upstreamStatuses?.join(", ") ?? "-"} ${upstreamTime} "${ctx.upstreamUri}"`;
+      stream.write(ctx.aiRequest === undefined ? `${line}\n` : `${line}${aiFields(ctx)}\n`);
     },
     close() {
       if (stream === process.stdout) return Promise.resolve();
       return new Promise((resolve) => (stream as WriteStream).end(() => resolve()));
     },
   };
+}
+
+/** AI requests add what they cost, as key=value pairs so log tools need no positional format. */
+const AI_FIELDS = [
+  "ai_instance",
+  "llm_model",
+  "llm_prompt_tokens",
+  "llm_completion_tokens",
+  "llm_total_tokens",
+  "llm_time_to_first_token",
+  "llm_usage_estimated",
+] as const;
+
+function aiFields(ctx: RequestContext): string {
+  let out = "";
+  for (const name of AI_FIELDS) out += ` ${name}=${ctx.var(name) ?? "-"}`;
+  return out;
 }
 
 function formatTime(d: Date): string {

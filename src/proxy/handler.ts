@@ -1,6 +1,7 @@
 import { type IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import { LlmCall } from "../ai/call.js";
 import type { MaybeAsync, PhaseResult, Reply } from "../plugins/types.js";
 import { BodyTooLargeError, RequestContext } from "./context.js";
 import { UpstreamCall } from "./forward.js";
@@ -132,6 +133,10 @@ export class ProxyHandler {
   }
 
   private proxy(ctx: RequestContext): void {
+    if (ctx.aiRequest !== undefined) {
+      new LlmCall(ctx, ctx.aiRequest, this.writer).start();
+      return;
+    }
     const route = ctx.route!;
     const override = ctx.upstreamOverride;
     const upstream =

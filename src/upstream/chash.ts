@@ -60,6 +60,7 @@ export function keyReader(
       return (r) => r.var(`cookie_${k}`);
     case "consumer":
       return (r) => r.var("consumer_name");
+    case "vars_combinations":
     case "vars_combination": {
       const parts = k.split(/(\$\{?[\w.]+\}?)/).filter((p) => p !== "");
       return (r) => {

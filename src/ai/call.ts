@@ -1,0 +1,502 @@
+import type { Dispatcher } from "undici";
+import type { RequestContext } from "../proxy/context.js";
+import { isHopByHopResponseHeader } from "../proxy/headers.js";
+import type { UpstreamRef } from "../proxy/plugin-chain.js";
+import type { ResponseWriter } from "../proxy/response.js";
+import type { CompiledNode, CompiledUpstream } from "../upstream/upstream.js";
+import { buildUpstreamBody, buildUpstreamHeaders, buildUpstreamPath } from "./outgoing.js";
+import type { AiInstance, AiRequest } from "./plan.js";
+import { isJsonObject, type JsonObject } from "./protocols.js";
+import { type Capability, route } from "./providers.js";
+import { type SseEvent, SseParser } from "./sse.js";
+import { loadTokenizer, tokenizerReady } from "./tokenizer.js";
+import { type StreamTranslation, type Translation, TranslationError, translationFor } from "./translation.js";
+// The OpenAI chat <-> Anthropic messages bridges register themselves on import.
+import "./translate/bridges.js";
+import { type LlmUsage, UsageMeter } from "./usage.js";
+
+class AttemptAborted extends Error {
+  constructor(
+    readonly reason: "fallback" | "client" | "stream-duration" | "response-bytes",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Error bodies are small; a provider that sends more than this in a 4xx/5xx is cut there. */
+const MAX_ERROR_BODY = 1024 * 1024;
+/** Events without a token held back before the first token, at most (then they go out regardless). */
+const MAX_HELD_BYTES = 64 * 1024;
+/** Non-streamed answers without max_response_bytes are still bounded: nothing legitimate is this big. */
+const DEFAULT_MAX_BODY = 64 * 1024 * 1024;
+
+/** What the client learns about the answer, set as request variables for plugins and the access log. */
+export interface AiResult {
+  instance: string;
+  usage: LlmUsage;
+  model: string | undefined;
+  timeToFirstTokenMs: number | undefined;
+}
+
+/**
+ * One AI request: picks an instance, rewrites the request for its provider (model, credentials, protocol
+ * translation, usage injection), streams the answer back event by event with back-pressure while
+ * counting tokens, and falls back to the next instance on the statuses the plan names. A fallback only
+ * happens before the first byte reached the client: the response head of a stream waits for its first
+ * event, so even a stream that breaks before any token can still move to another instance.
+ *
+ * Like UpstreamCall it is undici's dispatch handler itself, so an attempt costs this object, no promises.
+ */
+export class LlmCall implements Dispatcher.DispatchHandler {
+  private readonly ctx: RequestContext;
+  private readonly ai: AiRequest;
+  private readonly writer: ResponseWriter;
+
+  private instance: AiInstance | undefined = undefined;
+  private upstream: CompiledUpstream | undefined = undefined;
+  private node: CompiledNode | undefined = undefined;
+  private translation: Translation | undefined = undefined;
+  private capability: Capability | undefined = undefined;
+  private preselected: AiInstance | undefined = undefined;
+  private tried: Set<string> | undefined = undefined;
+  private fallbacks = 0;
+
+  private abortAttempt: ((err?: Error) => void) | undefined = undefined;
+  private resume: (() => void) | undefined = undefined;
+  private attemptStart = 0;
+  private streamTimer: NodeJS.Timeout | undefined = undefined;
+
+  private status = 0;
+  private responseHeaders: string[] = [];
+  private streaming = false;
+  private parser: SseParser | undefined = undefined;
+  private streamTx: StreamTranslation | undefined = undefined;
+  private meter: UsageMeter | undefined = undefined;
+  private chunks: Buffer[] = [];
+  private bufferedBytes = 0;
+  private out: Buffer[] = [];
+  private headSent = false;
+  private finished = false;
+  private ttft: number | undefined = undefined;
+  private lastFailure: { status: number; message: string } = { status: 502, message: "AI instance unavailable" };
+
+  constructor(ctx: RequestContext, ai: AiRequest, writer: ResponseWriter) {
+    this.ctx = ctx;
+    this.ai = ai;
+    this.writer = writer;
+    ctx.res.once("close", this.onClientClose);
+  }
+
+  start(): void {
+    this.attempt();
+  }
+
+  // ---- picking ------------------------------------------------------------------------------------------
+
+  /**
+   * The next instance: the balancer's choice among instances that speak (or can be translated to) the
+   * client's protocol, are not tried yet, not ruled out by rate limits, and healthy while any is.
+   */
+  private pick(): AiInstance | undefined {
+    const plan = this.ai.plan;
+    let excluded: Set<string> | undefined = this.tried === undefined ? undefined : new Set(this.tried);
+    const skipLimited = plan.fallback?.rateLimiting === true && this.ai.skip !== undefined;
+    let unhealthy: string[] | undefined;
+    let usable = 0;
+    for (const inst of plan.instances) {
+      if (excluded?.has(inst.name)) continue;
+      if (route(inst.provider, this.ai.protocol) === undefined || (skipLimited && this.ai.skip!.has(inst.name))) {
+        (excluded ??= new Set()).add(inst.name);
+        continue;
+      }
+      const health = upstreamOf(inst).health;
+      if (health !== undefined && health.unhealthy.size > 0) (unhealthy ??= []).push(inst.name);
+      else usable++;
+    }
+    // Unhealthy instances are left out while a healthy one remains (APISIX's rule for upstream nodes).
+    if (unhealthy !== undefined && usable > 0) for (const name of unhealthy) (excluded ??= new Set()).add(name);
+    return plan.balancer.pick(this.ctx, excluded) as AiInstance | undefined;
+  }
+
+  // ---- attempts -----------------------------------------------------------------------------------------
+
+  private attempt(): void {
+    const ctx = this.ctx;
+    const inst = this.preselected ?? this.pick();
+    this.preselected = undefined;
+    if (inst === undefined) {
+      if (ctx.attempts === 0) {
+        const noneSpeaks = this.ai.plan.instances.every((i) => route(i.provider, this.ai.protocol) === undefined);
+        if (noneSpeaks) {
+          const provider = this.ai.plan.instances[0]?.provider.name ?? "";
+          this.writer.error(ctx, 400, `provider ${provider} does not support the ${this.ai.protocol} protocol`);
+        } else this.writer.error(ctx, 503, "no AI instance is available");
+      } else this.writer.error(ctx, this.lastFailure.status, this.lastFailure.message);
+      return;
+    }
+    const limited = this.ai.skip?.get(inst.name);
+    if (limited !== undefined && this.ai.plan.fallback?.rateLimiting !== true) {
+      this.finished = true;
+      this.writer.reply(ctx, limited);
+      return;
+    }
+    const bridge = route(inst.provider, this.ai.protocol)!;
+    this.instance = inst;
+    this.upstream = upstreamOf(inst);
+    this.node = this.upstream.nodes[0]!;
+    this.capability = bridge.capability;
+    this.translation = bridge.translate ? translationFor(this.ai.protocol, bridge.target) : undefined;
+    if (bridge.translate && this.translation === undefined) {
+      this.writer.error(ctx, 400, `no translation from ${this.ai.protocol} to ${bridge.target}`);
+      return;
+    }
+    let body: Buffer;
+    try {
+      body = buildUpstreamBody(this.ai, inst, bridge.target, bridge.capability, this.translation);
+    } catch (err) {
+      if (!(err instanceof TranslationError)) throw err;
+      this.finished = true;
+      this.writer.error(ctx, 400, err.message);
+      return;
+    }
+    this.meter = new UsageMeter(bridge.target);
+    this.status = 0;
+    this.chunks = [];
+    this.bufferedBytes = 0;
+    this.parser = undefined;
+    this.streamTx = undefined;
+    ctx.attempts++;
+    ctx.upstreamAddr = this.node.key;
+    ctx.setVar("ai_instance", inst.name);
+    this.attemptStart = performance.now();
+    const timeout = this.ai.plan.timeoutMs;
+    try {
+      this.node.pool.dispatch(
+        {
+          path: buildUpstreamPath(ctx, inst, bridge.capability),
+          method: "POST",
+          headers: buildUpstreamHeaders(ctx, inst, this.node, body.length),
+          body,
+          headersTimeout: timeout,
+          bodyTimeout: timeout,
+          idempotent: false,
+        },
+        this,
+      );
+    } catch (err) {
+      this.onError(err as Error);
+      return;
+    }
+    const limit = this.ai.plan.maxStreamDurationMs;
+    if (this.ai.stream && limit !== undefined) {
+      this.streamTimer = setTimeout(this.onStreamDeadline, limit);
+      this.streamTimer.unref();
+    }
+  }
+
+  /** Whether a failed attempt (status, or 502/504 for transport errors) may move to another instance. */
+  private mayFallBack(status: number): boolean {
+    const policy = this.ai.plan.fallback;
+    if (policy === undefined || this.headSent) return false;
+    const matches =
+      (status === 429 && policy.http429) || (status >= 500 && policy.http5xx) || policy.statuses.has(status);
+    if (!matches || this.fallbacks >= policy.maxRetries) return false;
+    if (performance.now() - this.attemptStart > policy.withinMs) return false;
+    (this.tried ??= new Set()).add(this.instance!.name);
+    this.preselected = this.pick();
+    if (this.preselected === undefined) return false;
+    this.fallbacks++;
+    return true;
+  }
+
+  // ---- undici handler callbacks -------------------------------------------------------------------------
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortAttempt = abort;
+    if (this.finished) abort(new AttemptAborted("client", "client closed the connection"));
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true;
+    const ctx = this.ctx;
+    (ctx.upstreamStatuses ??= []).push(statusCode);
+    this.upstream!.health?.report(this.node!.key, { kind: "status", status: statusCode });
+    if (statusCode >= 400 && this.mayFallBack(statusCode)) {
+      this.lastFailure = { status: statusCode, message: `AI instance ${this.instance!.name} answered ${statusCode}` };
+      this.abortAttempt?.(new AttemptAborted("fallback", `falling back after ${statusCode}`));
+      return false;
+    }
+    if (ctx.upstreamHeaderTime === 0) ctx.upstreamHeaderTime = performance.now() - ctx.startTime;
+    this.status = statusCode;
+    this.resume = resume;
+    let contentType = "";
+    this.responseHeaders = [];
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i]!.toString("latin1");
+      const lower = name.toLowerCase();
+      if (lower === "content-type") contentType = rawHeaders[i + 1]!.toString("latin1");
+      if (isHopByHopResponseHeader(name) || DROPPED_RESPONSE_HEADERS.has(lower)) continue;
+      this.responseHeaders.push(name, rawHeaders[i + 1]!.toString("latin1"));
+    }
+    this.streaming = statusCode < 300 && contentType.includes("text/event-stream");
+    if (this.streaming) {
+      this.parser = new SseParser();
+      this.streamTx = this.translation?.stream(this.ai.clientWantsUsage);
+      this.responseHeaders.push("content-type", contentType, "cache-control", "no-cache");
+    }
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    const max = this.ai.plan.maxResponseBytes;
+    this.bufferedBytes += chunk.length;
+    if (max !== undefined && this.bufferedBytes > max) {
+      this.abortAttempt?.(new AttemptAborted("response-bytes", `AI response exceeded ${max} bytes`));
+      return false;
+    }
+    if (!this.streaming) {
+      const cap = this.status >= 400 ? MAX_ERROR_BODY : (max ?? DEFAULT_MAX_BODY);
+      if (this.bufferedBytes <= cap) this.chunks.push(chunk);
+      return true;
+    }
+    this.parser!.push(chunk, this.onEvent);
+    return this.flushOut();
+  }
+
+  onComplete(): void {
+    this.clearStreamTimer();
+    if (this.finished) return;
+    this.finished = true;
+    this.ctx.res.off("close", this.onClientClose);
+    if (this.streaming) {
+      this.parser!.flush(this.onEvent);
+      if (this.streamTx !== undefined) {
+        const tail = this.streamTx.end();
+        if (tail !== "") this.out.push(Buffer.from(tail));
+      }
+      this.flushOut(true);
+      if (!this.headSent) this.sendHead();
+      this.settle(undefined, () => this.writer.end(this.ctx));
+      return;
+    }
+    this.deliverBuffered();
+  }
+
+  onError(err: Error): void {
+    this.clearStreamTimer();
+    const ctx = this.ctx;
+    if (this.finished) return;
+    const aborted = err instanceof AttemptAborted ? err.reason : undefined;
+    if (aborted === "fallback") {
+      this.attempt();
+      return;
+    }
+    if (this.headSent) {
+      // Tokens already reached the client: nothing can be retried, only this response cut.
+      this.finished = true;
+      ctx.res.off("close", this.onClientClose);
+      this.settle(undefined, () => this.writer.abort(ctx, err));
+      return;
+    }
+    const timeout = aborted === "stream-duration" || isTimeout(err);
+    const status = aborted === "response-bytes" ? 502 : timeout ? 504 : 502;
+    if (this.status === 0) {
+      (ctx.upstreamStatuses ??= []).push(status);
+      this.upstream?.health?.report(this.node!.key, { kind: timeout ? "timeout" : "tcp" });
+    }
+    const message =
+      aborted === "response-bytes"
+        ? err.message
+        : timeout
+          ? `AI instance ${this.instance?.name} timed out`
+          : this.status !== 0
+            ? `AI instance ${this.instance?.name} broke the stream before any token`
+            : `AI instance ${this.instance?.name} is unreachable`;
+    this.lastFailure = { status, message };
+    if (aborted === undefined && this.mayFallBack(status)) {
+      this.attempt();
+      return;
+    }
+    this.finished = true;
+    ctx.res.off("close", this.onClientClose);
+    this.settle(undefined, () => this.writer.error(ctx, status, message));
+  }
+
+  // ---- streaming ----------------------------------------------------------------------------------------
+
+  private readonly onEvent = (event: SseEvent): void => {
+    const data = event.data;
+    let parsed: JsonObject | undefined;
+    if (data.charCodeAt(0) === 123 /* { */) {
+      try {
+        const v: unknown = JSON.parse(data);
+        if (isJsonObject(v)) parsed = v;
+      } catch {
+        // Not JSON: forwarded as it came, not counted.
+      }
+    }
+    if (this.meter!.onStreamEvent(event.event, parsed) && this.ttft === undefined) {
+      this.ttft = performance.now() - this.ctx.startTime;
+    }
+    if (this.streamTx !== undefined) {
+      const text = this.streamTx.event(event.event, parsed);
+      if (text !== "") this.out.push(Buffer.from(text));
+      return;
+    }
+    // Weir asked an OpenAI stream for usage the client did not ask for: that extra chunk stays here.
+    if (
+      !this.ai.clientWantsUsage &&
+      parsed !== undefined &&
+      parsed.usage !== undefined &&
+      parsed.usage !== null &&
+      Array.isArray(parsed.choices) &&
+      parsed.choices.length === 0
+    ) {
+      return;
+    }
+    this.out.push(event.raw);
+  };
+
+  /**
+   * Writes the events completed by the last chunk in one write; false when the client is full. Until the
+   * first token, events that carry none (OpenAI's role chunk, Anthropic's message_start) wait, so a stream
+   * that breaks before any token can still fall back to another instance.
+   */
+  private flushOut(final = false): boolean {
+    const out = this.out;
+    if (out.length === 0) return true;
+    if (!this.headSent && !final && this.ttft === undefined && this.heldBytes(out) < MAX_HELD_BYTES) return true;
+    if (!this.headSent) this.sendHead();
+    const chunk = out.length === 1 ? out[0]! : Buffer.concat(out);
+    out.length = 0;
+    const ok = this.writer.data(this.ctx, chunk);
+    if (!ok) this.ctx.res.once("drain", this.onDrain);
+    return ok;
+  }
+
+  private heldBytes(out: Buffer[]): number {
+    let n = 0;
+    for (const b of out) n += b.length;
+    return n;
+  }
+
+  private sendHead(): void {
+    this.headSent = true;
+    const ctx = this.ctx;
+    ctx.status = this.status;
+    this.responseHeaders.push("x-ai-instance", this.instance!.name);
+    ctx.responseHeaders = this.responseHeaders;
+    this.writer.head(ctx);
+  }
+
+  private readonly onDrain = (): void => {
+    this.resume?.();
+  };
+
+  private readonly onStreamDeadline = (): void => {
+    this.streamTimer = undefined;
+    const limit = this.ai.plan.maxStreamDurationMs;
+    this.abortAttempt?.(new AttemptAborted("stream-duration", `AI stream exceeded ${limit} ms`));
+  };
+
+  // ---- non-streamed answers -----------------------------------------------------------------------------
+
+  private deliverBuffered(): void {
+    const ctx = this.ctx;
+    const raw = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
+    this.chunks = [];
+    let payload = raw;
+    let parsed: JsonObject | undefined;
+    let answerText: string | undefined;
+    try {
+      const v: unknown = JSON.parse(raw.toString("utf8"));
+      if (isJsonObject(v)) parsed = v;
+    } catch {
+      // A non-JSON answer is passed on untouched.
+    }
+    if (parsed !== undefined && this.status < 300) {
+      this.meter!.onBody(parsed);
+      if (this.meter!.usage === undefined) answerText = UsageMeter.bodyText(this.meter!.protocol, parsed);
+      if (this.translation !== undefined) payload = Buffer.from(JSON.stringify(this.translation.response(parsed)));
+    } else if (this.status >= 400 && this.translation !== undefined) {
+      payload = Buffer.from(JSON.stringify(this.translation.error(this.status, parsed ?? raw.toString("utf8"))));
+    }
+    if (this.ttft === undefined) this.ttft = performance.now() - ctx.startTime;
+    this.responseHeaders.push("content-length", String(payload.length));
+    if (this.translation !== undefined) this.responseHeaders.push("content-type", "application/json");
+    this.settle(answerText, () => {
+      this.sendHead();
+      if (ctx.method !== "HEAD") this.writer.data(ctx, payload);
+      this.writer.end(ctx);
+    });
+  }
+
+  // ---- accounting ---------------------------------------------------------------------------------------
+
+  /**
+   * Sets the usage variables, then runs `then` (which ends the response and so the log phase). A tokenizer
+   * estimate the first time one is needed waits for the tokenizer to load, once per process.
+   */
+  private settle(answerText: string | undefined, then: () => void): void {
+    const meter = this.meter;
+    if (meter === undefined || this.instance === undefined || this.status === 0 || this.status >= 400) {
+      then();
+      return;
+    }
+    if (meter.usage === undefined && !tokenizerReady()) {
+      loadTokenizer().then(() => this.settle(answerText, then));
+      return;
+    }
+    const usage = meter.finalUsage(this.ai.body, answerText);
+    const ctx = this.ctx;
+    ctx.setVar("llm_prompt_tokens", String(usage.prompt));
+    ctx.setVar("llm_completion_tokens", String(usage.completion));
+    ctx.setVar("llm_total_tokens", String(usage.total));
+    ctx.setVar("llm_cache_read_input_tokens", String(usage.cacheRead));
+    ctx.setVar("llm_cache_creation_input_tokens", String(usage.cacheCreation));
+    ctx.setVar("llm_reasoning_tokens", String(usage.reasoning));
+    ctx.setVar("llm_usage_estimated", usage.estimated ? "true" : "false");
+    ctx.setVar("llm_has_tool_calls", meter.toolCalls ? "true" : "false");
+    if (this.ttft !== undefined) ctx.setVar("llm_time_to_first_token", String(Math.round(this.ttft)));
+    const model = meter.model ?? this.instance.model ?? (this.ai.body.model as string | undefined);
+    if (model !== undefined) ctx.setVar("llm_model", model);
+    this.ai.result = { instance: this.instance.name, usage, model, timeToFirstTokenMs: this.ttft };
+    then();
+  }
+
+  // ---- client side --------------------------------------------------------------------------------------
+
+  /** The client left: cancel the provider request at once so it stops generating (and billing). */
+  private readonly onClientClose = (): void => {
+    if (this.finished) return;
+    this.finished = true;
+    this.clearStreamTimer();
+    this.abortAttempt?.(new AttemptAborted("client", "client closed the connection"));
+    this.settle(undefined, () => this.writer.clientGone(this.ctx));
+  };
+
+  private clearStreamTimer(): void {
+    if (this.streamTimer !== undefined) {
+      clearTimeout(this.streamTimer);
+      this.streamTimer = undefined;
+    }
+  }
+}
+
+/** Headers of the provider's answer that must not reach the client as they are. */
+const DROPPED_RESPONSE_HEADERS = new Set(["server", "content-length", "content-encoding", "set-cookie"]);
+
+function upstreamOf(inst: AiInstance): CompiledUpstream {
+  return (inst.upstream as unknown as Extract<UpstreamRef, { kind: "compiled" }>).upstream;
+}
+
+function isTimeout(err: Error): boolean {
+  const code = (err as { code?: string }).code;
+  return (
+    code === "UND_ERR_CONNECT_TIMEOUT" ||
+    code === "UND_ERR_HEADERS_TIMEOUT" ||
+    code === "UND_ERR_BODY_TIMEOUT" ||
+    code === "ETIMEDOUT"
+  );
+}

@@ -1,0 +1,183 @@
+import type { Reply, UpstreamHandle, UpstreamResolver } from "../plugins/types.js";
+import type { Balancer, BalancerRequest, UpstreamNode } from "../upstream/balancer.js";
+import { createBalancer } from "../upstream/balancers.js";
+import type { AiResult } from "./call.js";
+import type { AiProtocol, JsonObject } from "./protocols.js";
+import { PROVIDERS, type ProviderDef } from "./providers.js";
+
+/** One model instance (APISIX's ai-proxy-multi `instances[]` item), compiled once per config change. */
+export interface AiInstance extends UpstreamNode {
+  readonly name: string;
+  readonly provider: ProviderDef;
+  /** A one-node inline upstream to the instance's origin: pooled connections, TLS, health checks. */
+  readonly upstream: UpstreamHandle;
+  /** Path and query from `override.endpoint` when it names one; the provider's own path otherwise. */
+  readonly endpointPath: string | undefined;
+  /** `auth.query` as an encoded query string (without `?`), or "". */
+  readonly authQuery: string;
+  /** `auth.header` as a flat [name, value, …] list. */
+  readonly authHeaders: readonly string[];
+  /** `options`: `model` replaces the client's model; the other keys are set on the request body. */
+  readonly model: string | undefined;
+  readonly options: JsonObject | undefined;
+  /** `override.llm_options.max_tokens`: always wins over the client's value. */
+  readonly maxTokens: number | undefined;
+  /** `override.request_body`: per target protocol, merged into the outgoing body. */
+  readonly bodyOverride: Partial<Record<AiProtocol, JsonObject>> | undefined;
+  readonly forceBodyOverride: boolean;
+}
+
+/** When ai-proxy-multi moves on to the next instance. */
+export interface FallbackPolicy {
+  http429: boolean;
+  http5xx: boolean;
+  /** Instances that other plugins (ai-rate-limiting) or health checks rule out are skipped. */
+  rateLimiting: boolean;
+  statuses: ReadonlySet<number>;
+  /** Extra instances one request may try; Infinity when unset. */
+  maxRetries: number;
+  /** Only failures that came this fast (ms) fall back; Infinity when unset. */
+  withinMs: number;
+}
+
+/** Everything an AI route needs at request time, built by ai-proxy / ai-proxy-multi at compile time. */
+export interface AiPlan {
+  readonly instances: readonly AiInstance[];
+  readonly balancer: Balancer;
+  readonly fallback: FallbackPolicy | undefined;
+  readonly timeoutMs: number;
+  readonly maxRequestBodyBytes: number;
+  readonly maxStreamDurationMs: number | undefined;
+  readonly maxResponseBytes: number | undefined;
+}
+
+/** One request's AI call: the plan, what the client asked, and instances other plugins ruled out. */
+export interface AiRequest {
+  readonly plan: AiPlan;
+  readonly protocol: AiProtocol;
+  readonly body: JsonObject;
+  /** The client's body bytes, reused as they are when nothing needs changing. */
+  readonly raw: Buffer;
+  readonly stream: boolean;
+  /** The client asked for a usage chunk in its stream (OpenAI stream_options.include_usage). */
+  readonly clientWantsUsage: boolean;
+  /**
+   * Instances over their budget, with the answer to give if one is picked anyway; filled by
+   * ai-rate-limiting. With a `rate_limiting` fallback they are skipped instead.
+   */
+  skip: Map<string, Reply> | undefined;
+  /** Which instance served the request and what it cost; set before the log phase. */
+  result: AiResult | undefined;
+}
+
+export interface InstanceConfig {
+  name: string;
+  provider: string;
+  weight: number;
+  priority?: number;
+  auth: { header?: Record<string, string>; query?: Record<string, string> };
+  options?: JsonObject;
+  override?: {
+    endpoint?: string;
+    llm_options?: { max_tokens?: number };
+    request_body?: Partial<Record<AiProtocol, JsonObject>>;
+    request_body_force_override?: boolean;
+  };
+  checks?: { active: JsonObject };
+}
+
+export interface TransportConfig {
+  timeout: number;
+  keepalive?: boolean;
+  keepalive_timeout?: number;
+  keepalive_pool?: number;
+  ssl_verify?: boolean;
+}
+
+/** Checks what the schema cannot: known provider, usable endpoint. Returns a message naming the field. */
+export function checkInstance(inst: InstanceConfig, field: string): string | undefined {
+  const provider = PROVIDERS.get(inst.provider);
+  if (provider === undefined) return `${field}.provider: ai provider ${inst.provider} is not supported by Weir`;
+  const endpoint = inst.override?.endpoint;
+  if (endpoint === undefined) {
+    if (provider.host === undefined) return `${field}.override.endpoint is required for provider ${provider.name}`;
+    return undefined;
+  }
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    return `${field}.override.endpoint is not a valid URL: ${endpoint}`;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    return `${field}.override.endpoint must be an http or https URL`;
+  }
+  return undefined;
+}
+
+/** Compiles one instance: its origin becomes a one-node inline upstream (pool, TLS, active checks). */
+export function compileInstance(
+  inst: InstanceConfig,
+  transport: TransportConfig,
+  upstreams: UpstreamResolver,
+): AiInstance {
+  const provider = PROVIDERS.get(inst.provider)!;
+  let scheme = "https";
+  let host = provider.host ?? "";
+  let port = provider.port;
+  let endpointPath: string | undefined;
+  if (inst.override?.endpoint !== undefined) {
+    const url = new URL(inst.override.endpoint);
+    scheme = url.protocol === "http:" ? "http" : "https";
+    host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
+    port = url.port === "" ? (scheme === "http" ? 80 : 443) : Number(url.port);
+    // Scheme + host only: the provider's path applies. A path (or query) replaces it entirely.
+    if ((url.pathname !== "/" && url.pathname !== "") || url.search !== "") endpointPath = url.pathname + url.search;
+  }
+  const timeoutS = transport.timeout / 1000;
+  const upstreamConfig: JsonObject = {
+    type: "roundrobin",
+    nodes: [{ host, port, weight: 1 }],
+    scheme,
+    pass_host: "node",
+    timeout: { connect: timeoutS, send: timeoutS, read: timeoutS },
+    keepalive_pool: {
+      size: transport.keepalive_pool ?? 30,
+      idle_timeout: transport.keepalive === false ? 0.001 : (transport.keepalive_timeout ?? 60000) / 1000,
+      requests: 1000,
+    },
+    tls: { verify: transport.ssl_verify !== false },
+  };
+  if (inst.checks !== undefined) upstreamConfig.checks = { active: inst.checks.active };
+  const authHeaders: string[] = [];
+  for (const [k, v] of Object.entries(inst.auth.header ?? {})) authHeaders.push(k, v);
+  const { model, ...options } = inst.options ?? {};
+  return {
+    name: inst.name,
+    key: inst.name,
+    host,
+    port,
+    weight: inst.weight,
+    priority: inst.priority ?? 0,
+    provider,
+    upstream: upstreams.inline(upstreamConfig),
+    endpointPath,
+    authQuery: new URLSearchParams(inst.auth.query ?? {}).toString(),
+    authHeaders,
+    model: typeof model === "string" ? model : undefined,
+    options: Object.keys(options).length > 0 ? options : undefined,
+    maxTokens: inst.override?.llm_options?.max_tokens,
+    bodyOverride: inst.override?.request_body,
+    forceBodyOverride: inst.override?.request_body_force_override === true,
+  };
+}
+
+export function instanceBalancer(
+  instances: readonly AiInstance[],
+  balancer: { algorithm?: string; hash_on?: string; key?: string } | undefined,
+): Balancer {
+  const type = balancer?.algorithm === "chash" ? "chash" : "roundrobin";
+  return createBalancer(type, instances, { key: balancer?.key, hashOn: balancer?.hash_on });
+}
+
+export type { BalancerRequest };

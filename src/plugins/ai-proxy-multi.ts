@@ -1,0 +1,116 @@
+import { type Static, Type } from "@sinclair/typebox";
+import { type AiPlan, checkInstance, compileInstance, type FallbackPolicy, instanceBalancer } from "../ai/plan.js";
+import { UNSUPPORTED_PROVIDERS } from "../ai/providers.js";
+import { prepareAiRequest } from "../ai/request.js";
+import { instanceSchema, transportFields } from "../ai/schema.js";
+import type { PluginContext } from "./context.js";
+import type { Plugin, PluginScope } from "./types.js";
+
+/**
+ * ai-proxy-multi: a pool of model instances (self-hosted and cloud) behind one route, balanced by
+ * weight and priority (roundrobin or chash), each with its own credentials and optional active health
+ * checks, and a fallback to the next instance on 429s, 5xx, listed statuses or exhausted token budgets,
+ * before the first byte went to the client. The `X-AI-Instance` response header names the one that served.
+ */
+export const name = "ai-proxy-multi";
+export const priority = 1041;
+
+const FALLBACKS = ["rate_limiting", "http_429", "http_5xx"] as const;
+
+export const schema = Type.Object({
+  balancer: Type.Optional(
+    Type.Object(
+      {
+        algorithm: Type.Optional(
+          Type.Unsafe<"roundrobin" | "chash">({ type: "string", enum: ["chash", "roundrobin", "semantic"] }),
+        ),
+        hash_on: Type.Optional(
+          Type.Unsafe<string>({
+            type: "string",
+            enum: ["vars", "header", "cookie", "consumer", "vars_combinations"],
+            default: "vars",
+          }),
+        ),
+        key: Type.Optional(Type.String()),
+      },
+      { default: { algorithm: "roundrobin" } },
+    ),
+  ),
+  instances: Type.Array(instanceSchema, { minItems: 1 }),
+  fallback_strategy: Type.Optional(
+    Type.Unsafe<string | string[]>({
+      anyOf: [
+        { type: "string", enum: ["instance_health_and_rate_limiting", "http_429", "http_5xx"] },
+        { type: "array", items: { type: "string", enum: FALLBACKS } },
+      ],
+    }),
+  ),
+  fallback_http_statuses: Type.Optional(
+    Type.Array(Type.Integer({ minimum: 400, maximum: 599 }), { minItems: 1, uniqueItems: true }),
+  ),
+  max_retries: Type.Optional(Type.Integer({ minimum: 0 })),
+  retry_on_failure_within_ms: Type.Optional(Type.Integer({ minimum: 1 })),
+  ...transportFields,
+});
+export type AiProxyMultiConfig = Static<typeof schema>;
+
+function check(conf: AiProxyMultiConfig): string | undefined {
+  if (conf.balancer?.algorithm === ("semantic" as string)) {
+    return 'property "balancer.algorithm" validation failed: the semantic balancer is not supported by Weir';
+  }
+  const seen = new Set<string>();
+  for (let i = 0; i < conf.instances.length; i++) {
+    const inst = conf.instances[i]!;
+    const field = `property "instances[${i}]"`;
+    if (seen.has(inst.name)) return `${field}.name: duplicate instance name ${inst.name}`;
+    seen.add(inst.name);
+    const unsupported = UNSUPPORTED_PROVIDERS.get(inst.provider);
+    if (unsupported !== undefined) return `${field}.provider validation failed: ${unsupported}`;
+    const err = checkInstance(inst, field);
+    if (err !== undefined) return err;
+  }
+  return undefined;
+}
+
+function fallbackPolicy(conf: AiProxyMultiConfig): FallbackPolicy | undefined {
+  const strategy = conf.fallback_strategy;
+  if (strategy === undefined && conf.fallback_http_statuses === undefined) return undefined;
+  const items = strategy === undefined ? [] : Array.isArray(strategy) ? strategy : [strategy];
+  return {
+    http429: items.includes("http_429"),
+    http5xx: items.includes("http_5xx"),
+    rateLimiting: items.includes("rate_limiting") || items.includes("instance_health_and_rate_limiting"),
+    statuses: new Set(conf.fallback_http_statuses ?? []),
+    maxRetries: conf.max_retries ?? Number.POSITIVE_INFINITY,
+    withinMs: conf.retry_on_failure_within_ms ?? Number.POSITIVE_INFINITY,
+  };
+}
+
+function compile(conf: AiProxyMultiConfig, scope: PluginScope): AiPlan {
+  const transport = { timeout: conf.timeout ?? 30000, ...conf };
+  const instances = conf.instances.map((inst) => compileInstance(inst, transport, scope.upstreams!));
+  return {
+    instances,
+    balancer: instanceBalancer(instances, conf.balancer),
+    fallback: fallbackPolicy(conf),
+    timeoutMs: conf.timeout ?? 30000,
+    maxRequestBodyBytes: conf.max_req_body_size ?? 67108864,
+    maxStreamDurationMs: conf.max_stream_duration_ms,
+    maxResponseBytes: conf.max_response_bytes,
+  };
+}
+
+function access(plan: AiPlan, ctx: PluginContext) {
+  return prepareAiRequest(plan, ctx);
+}
+
+export const aiProxyMulti: Plugin<AiProxyMultiConfig, AiPlan> = {
+  name,
+  priority,
+  version: "0.5",
+  schema,
+  encryptFields: ["instances.*.auth.header.*", "instances.*.auth.query.*"],
+  check,
+  compile,
+  access,
+};

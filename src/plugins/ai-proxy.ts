@@ -1,0 +1,66 @@
+import { type Static, Type } from "@sinclair/typebox";
+import { type AiPlan, checkInstance, compileInstance, instanceBalancer } from "../ai/plan.js";
+import { UNSUPPORTED_PROVIDERS } from "../ai/providers.js";
+import { prepareAiRequest } from "../ai/request.js";
+import { authSchema, optionsSchema, overrideSchema, providerSchema, transportFields } from "../ai/schema.js";
+import type { PluginContext } from "./context.js";
+import type { Plugin, PluginScope } from "./types.js";
+
+/**
+ * ai-proxy: the route talks to one LLM provider. The client speaks OpenAI (chat, responses, embeddings)
+ * or Anthropic messages; Weir injects the provider's credentials, sets the model, translates between
+ * OpenAI chat and Anthropic messages when the provider speaks the other one, streams the answer back and
+ * counts its tokens. The route needs no upstream.
+ */
+export const name = "ai-proxy";
+export const priority = 1040;
+
+export const schema = Type.Object({
+  provider: providerSchema,
+  provider_conf: Type.Optional(
+    Type.Object({ project_id: Type.Optional(Type.String()), region: Type.Optional(Type.String({ minLength: 1 })) }),
+  ),
+  auth: authSchema,
+  options: Type.Optional(optionsSchema),
+  override: Type.Optional(overrideSchema),
+  ...transportFields,
+});
+export type AiProxyConfig = Static<typeof schema>;
+
+function check(conf: AiProxyConfig): string | undefined {
+  const unsupported = UNSUPPORTED_PROVIDERS.get(conf.provider);
+  if (unsupported !== undefined) return `property "provider" validation failed: ${unsupported}`;
+  return checkInstance({ ...conf, name: name, weight: 1 }, "property");
+}
+
+function compile(conf: AiProxyConfig, scope: PluginScope): AiPlan {
+  const instance = compileInstance(
+    { ...conf, name: `ai-proxy-${conf.provider}`, weight: 1 },
+    { timeout: conf.timeout ?? 30000, ...conf },
+    scope.upstreams!,
+  );
+  return {
+    instances: [instance],
+    balancer: instanceBalancer([instance], undefined),
+    fallback: undefined,
+    timeoutMs: conf.timeout ?? 30000,
+    maxRequestBodyBytes: conf.max_req_body_size ?? 67108864,
+    maxStreamDurationMs: conf.max_stream_duration_ms,
+    maxResponseBytes: conf.max_response_bytes,
+  };
+}
+
+function access(plan: AiPlan, ctx: PluginContext) {
+  return prepareAiRequest(plan, ctx);
+}
+
+export const aiProxy: Plugin<AiProxyConfig, AiPlan> = {
+  name,
+  priority,
+  version: "0.5",
+  schema,
+  encryptFields: ["auth.header.*", "auth.query.*"],
+  check,
+  compile,
+  access,
+};
