@@ -9,6 +9,7 @@ Commands:
   start           run the gateway (SIGTERM drains and exits, SIGHUP reloads the config file)
   version         print the version
   config check    validate the config file and exit
+  llm-sim         run the OpenAI/Anthropic LLM simulator (weir llm-sim --help; docs/simulator.md)
   help            this text
 
 Environment: WEIR_ADMIN_KEY, WEIR_PROXY_LISTEN, WEIR_ADMIN_LISTEN, WEIR_DATA_DIR, WEIR_CONFIG, and any key
@@ -87,6 +88,9 @@ export async function main(argv: string[]): Promise<void> {
     case "-v":
       process.stdout.write(`weir ${VERSION}\n`);
       return;
+    case "llm-sim":
+      // Loaded on demand: the tokenizer's tables are not needed to run the gateway.
+      return (await import("../simulator/cli.js")).runLlmSim(rest);
     case "config":
       if (rest[0] !== "check") throw new ConfigError(`unknown config command "${rest[0] ?? ""}"; try "config check"`);
       {

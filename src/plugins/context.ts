@@ -1,5 +1,15 @@
 import type { IncomingMessage } from "node:http";
+import type { AiRequest } from "../ai/plan.js";
 import type { UpstreamHandle } from "./types.js";
+
+/** A consumer's config for one auth plugin, found by its identifying field. */
+export interface CredentialMatch {
+  username: string;
+  /** The credential's id; undefined when the config sits in the consumer's own `plugins`. */
+  credentialId: string | undefined;
+  /** The auth plugin's config (e.g. key-auth `{ key }`, basic-auth `{ username, password }`). */
+  conf: Record<string, unknown>;
+}
 
 /**
  * What a plugin may see and change about one request. The proxy's RequestContext implements it; plugins
@@ -15,7 +25,15 @@ export interface PluginContext {
   readonly path: string;
   /** Query string without the leading '?', or ''. */
   readonly query: string;
+  /** The client address (`remote_addr`): the socket peer, or what real-ip set with setRemoteAddr. */
   readonly remoteAddr: string;
+  /** The socket peer, whatever real-ip decided (nginx's `$realip_remote_addr`). */
+  readonly realRemoteAddr: string;
+  /**
+   * real-ip: makes `addr` (and `port`, if given) the client for every later plugin, the balancer, the access
+   * log and the X-Real-IP / X-Forwarded-For sent upstream. Routing already happened on the socket address.
+   */
+  setRemoteAddr(addr: string, port?: number): void;
 
   /** The matched route's id, service id and compiled names (undefined before routing). */
   readonly routeId: string | undefined;
@@ -28,9 +46,16 @@ export interface PluginContext {
   /**
    * For auth plugins: makes `username` the request's consumer. After the rewrite phase its plugins (and
    * its group's) merge into the route's with precedence consumer > group > route, as in APISIX.
+   * `credentialId` (from a CredentialMatch) is recorded for the upstream's `X-Credential-Identifier`.
    * Returns false when no such consumer exists.
    */
-  attachConsumer(username: string): boolean;
+  attachConsumer(username: string, credentialId?: string): boolean;
+  /**
+   * Auth plugins: the consumer credential whose identifying field (the plugin's `credentialKey`) equals
+   * `key`, from consumer-level plugin configs and from credentials alike. Secrets in `conf` are decrypted
+   * and `$env://` references resolved. A map lookup built once per config change.
+   */
+  findCredential(plugin: string, key: string): CredentialMatch | undefined;
 
   /** APISIX/nginx variable lookup: uri, host, remote_addr, http_x_foo, arg_foo, cookie_foo, route_id … */
   var(name: string): string | undefined;
@@ -46,6 +71,12 @@ export interface PluginContext {
   upstreamHost: string | undefined;
   /** Sends this request to another upstream than the route's (traffic-split). */
   setUpstream(upstream: UpstreamHandle): void;
+  /**
+   * The request's AI call (ai-proxy, ai-proxy-multi): once set, the proxy sends the request to one of
+   * its model instances instead of the route's upstream. Later plugins (ai-rate-limiting) read and
+   * annotate it.
+   */
+  aiRequest: AiRequest | undefined;
   /** Case-insensitive view of a request header as it will be sent upstream. */
   getRequestHeader(name: string): string | undefined;
   setRequestHeader(name: string, value: string): void;
@@ -60,6 +91,13 @@ export interface PluginContext {
   readBody(): Promise<Buffer>;
   /** Replaces the body sent upstream (implies the body is buffered). */
   setBody(body: Buffer | string): void;
+  /**
+   * Cap in bytes on the client's request body (client-control's max_body_size); 0 or undefined: only the
+   * gateway's buffering limit applies. readBody() and the streamed body alike end in 413 past it.
+   */
+  maxBodySize: number | undefined;
+  /** The value of `/apisix/admin/plugin_metadata/<name>` in the config this request runs with. */
+  pluginMetadata(name: string): unknown;
 
   // ---- what goes back to the client ---------------------------------------------------------------------
   /** Status the client will get (upstream's or a Reply's); meaningful from header_filter on. */

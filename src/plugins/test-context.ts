@@ -1,7 +1,8 @@
 import { IncomingMessage } from "node:http";
 import { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
-import type { PluginContext } from "./context.js";
+import type { AiRequest } from "../ai/plan.js";
+import type { CredentialMatch, PluginContext } from "./context.js";
 
 /**
  * A complete PluginContext for unit tests of plugins: a real IncomingMessage, the variables plugins read
@@ -26,12 +27,32 @@ export class TestContext implements PluginContext {
   readonly method: string;
   readonly path: string;
   readonly query: string;
-  readonly remoteAddr: string;
+  remoteAddr: string;
+  readonly realRemoteAddr: string;
+  /** The port setRemoteAddr was given, if it was called. */
+  remotePort: number | undefined = undefined;
   routeId: string | undefined = "1";
   serviceId: string | undefined = undefined;
   consumerName: string | undefined = undefined;
   /** Usernames attachConsumer accepts, as the snapshot's consumer table would. */
   knownConsumers = new Set<string>();
+  /** The credential id passed to attachConsumer, if any. */
+  credentialId: string | undefined = undefined;
+  /** findCredential's table: plugin name → identifying value → match. Fill with addCredential(). */
+  readonly credentials = new Map<string, Map<string, CredentialMatch>>();
+
+  /** Registers a credential findCredential returns and makes its consumer known to attachConsumer. */
+  addCredential(plugin: string, key: string, match: CredentialMatch): this {
+    let byKey = this.credentials.get(plugin);
+    if (byKey === undefined) this.credentials.set(plugin, (byKey = new Map()));
+    byKey.set(key, match);
+    this.knownConsumers.add(match.username);
+    return this;
+  }
+
+  findCredential(plugin: string, key: string): CredentialMatch | undefined {
+    return this.credentials.get(plugin)?.get(key);
+  }
 
   /** The upstream a plugin chose with setUpstream(), if any. */
   upstream: unknown = undefined;
@@ -40,9 +61,17 @@ export class TestContext implements PluginContext {
     this.upstream = upstream;
   }
 
-  attachConsumer(username: string): boolean {
+  aiRequest: AiRequest | undefined = undefined;
+
+  setRemoteAddr(addr: string, port?: number): void {
+    this.remoteAddr = addr;
+    this.remotePort = port;
+  }
+
+  attachConsumer(username: string, credentialId?: string): boolean {
     if (!this.knownConsumers.has(username)) return false;
     this.consumerName = username;
+    this.credentialId = credentialId;
     return true;
   }
   uriParams: Record<string, string> | undefined = undefined;
@@ -74,11 +103,13 @@ export class TestContext implements PluginContext {
       for (const v of Array.isArray(value) ? value : [value]) this.requestHeaders.push([name, v]);
     }
     this.req.headers = headers;
+    this.req.rawHeaders = this.requestHeaders.flat();
     this.method = this.req.method;
     const q = url.indexOf("?");
     this.path = decodePath(q === -1 ? url : url.slice(0, q));
     this.query = q === -1 ? "" : url.slice(q + 1);
     this.remoteAddr = request.remoteAddr ?? "127.0.0.1";
+    this.realRemoteAddr = this.remoteAddr;
     this.upstreamUri = url;
     this.upstreamMethod = this.method;
     this.body = request.body === undefined ? undefined : Buffer.from(request.body);
@@ -101,6 +132,8 @@ export class TestContext implements PluginContext {
         return this.req.headers.host?.replace(/:\d+$/, "").toLowerCase();
       case "remote_addr":
         return this.remoteAddr;
+      case "realip_remote_addr":
+        return this.realRemoteAddr;
       case "request_method":
         return this.method;
       case "route_id":
@@ -152,6 +185,14 @@ export class TestContext implements PluginContext {
 
   setBody(body: Buffer | string): void {
     this.body = typeof body === "string" ? Buffer.from(body) : body;
+  }
+
+  maxBodySize: number | undefined = undefined;
+  /** plugin_metadata by plugin name, as the snapshot would hold it. */
+  readonly metadata = new Map<string, unknown>();
+
+  pluginMetadata(name: string): unknown {
+    return this.metadata.get(name);
   }
 
   getResponseHeader(name: string): string | undefined {

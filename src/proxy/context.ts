@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
-import type { PluginContext } from "../plugins/context.js";
+import type { AiRequest } from "../ai/plan.js";
+import type { CredentialMatch, PluginContext } from "../plugins/context.js";
 import type { UpstreamHandle } from "../plugins/types.js";
 import type { RequestPhases, UpstreamRef } from "./plugin-chain.js";
 import type { CompiledConsumer, CompiledRoute, Snapshot } from "./snapshot.js";
@@ -20,7 +21,10 @@ export class RequestContext implements PluginContext {
   readonly method: string;
   readonly path: string;
   readonly query: string;
-  readonly remoteAddr: string;
+  /** The client address; real-ip may replace it (setRemoteAddr) for every later phase, the log and upstream. */
+  remoteAddr: string;
+  /** The socket peer, whatever real-ip decided (nginx's `$realip_remote_addr`). */
+  readonly realRemoteAddr: string;
   /** Host header without port, lower-cased (nginx `$host`). */
   readonly host: string;
 
@@ -28,9 +32,12 @@ export class RequestContext implements PluginContext {
   /** What this request runs: the route's phases, the global rules' when nothing matched, or a consumer merge. */
   phases: RequestPhases;
   consumer: CompiledConsumer | undefined = undefined;
+  /** The credential that identified `consumer`, when it came from a credential (X-Credential-Identifier). */
+  credentialId: string | undefined = undefined;
   /** Set by setUpstream(): where this request goes instead of the route's upstream. */
   upstreamOverride: UpstreamRef | undefined = undefined;
   uriParams: Record<string, string> | undefined = undefined;
+  aiRequest: AiRequest | undefined = undefined;
 
   upstreamUri: string;
   upstreamMethod: string;
@@ -59,6 +66,8 @@ export class RequestContext implements PluginContext {
   body: Buffer | undefined = undefined;
   private bodyPromise: Promise<Buffer> | undefined = undefined;
 
+  /** The port real-ip set with the address (0: none given, as nginx's realip leaves it); undefined: the socket's. */
+  private remotePortOverride: number | undefined = undefined;
   private customVars: Map<string, string> | undefined = undefined;
   private queryArgs: URLSearchParams | undefined = undefined;
   private cookies: Map<string, string> | undefined = undefined;
@@ -75,7 +84,8 @@ export class RequestContext implements PluginContext {
     const q = url.indexOf("?");
     this.path = normalizePath(q === -1 ? url : url.slice(0, q));
     this.query = q === -1 ? "" : url.slice(q + 1);
-    this.remoteAddr = normalizeAddress(req.socket.remoteAddress);
+    this.realRemoteAddr = normalizeAddress(req.socket.remoteAddress);
+    this.remoteAddr = this.realRemoteAddr;
     this.host = hostWithoutPort(req.headers.host);
     this.phases = snapshot.noRoutePhases;
     this.upstreamUri = url;
@@ -94,11 +104,21 @@ export class RequestContext implements PluginContext {
     return this.consumer?.username;
   }
 
-  attachConsumer(username: string): boolean {
+  attachConsumer(username: string, credentialId?: string): boolean {
     const consumer = this.snapshot.consumers.get(username);
     if (consumer === undefined) return false;
     this.consumer = consumer;
+    this.credentialId = credentialId;
     return true;
+  }
+
+  findCredential(plugin: string, key: string): CredentialMatch | undefined {
+    return this.snapshot.credentials.get(plugin)?.get(key);
+  }
+
+  setRemoteAddr(addr: string, port?: number): void {
+    this.remoteAddr = normalizeAddress(addr);
+    this.remotePortOverride = port ?? 0;
   }
 
   setUpstream(upstream: UpstreamHandle): void {
@@ -132,6 +152,11 @@ export class RequestContext implements PluginContext {
       case "remote_addr":
         return this.remoteAddr;
       case "remote_port":
+        if (this.remotePortOverride === undefined) return String(this.req.socket.remotePort ?? "");
+        return this.remotePortOverride === 0 ? "" : String(this.remotePortOverride);
+      case "realip_remote_addr":
+        return this.realRemoteAddr;
+      case "realip_remote_port":
         return String(this.req.socket.remotePort ?? "");
       case "server_addr":
         return normalizeAddress(this.req.socket.localAddress);
@@ -259,9 +284,18 @@ export class RequestContext implements PluginContext {
 
   // ---- request body ---------------------------------------------------------------------------------------
 
+  maxBodySize: number | undefined = undefined;
+
+  pluginMetadata(name: string): unknown {
+    return this.snapshot.pluginMetadata.get(name);
+  }
+
   readBody(): Promise<Buffer> {
     if (this.body !== undefined) return Promise.resolve(this.body);
-    this.bodyPromise ??= readWhole(this.req, this.snapshot.maxBufferedBody).then((buf) => {
+    const cap = this.maxBodySize;
+    const limit =
+      cap !== undefined && cap > 0 ? Math.min(cap, this.snapshot.maxBufferedBody) : this.snapshot.maxBufferedBody;
+    this.bodyPromise ??= readWhole(this.req, limit).then((buf) => {
       this.body = buf;
       return buf;
     });

@@ -1,6 +1,7 @@
+import { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
 import type { CompiledNode, CompiledUpstream } from "../upstream/upstream.js";
-import type { RequestContext } from "./context.js";
+import { BodyTooLargeError, type RequestContext } from "./context.js";
 import { isHopByHopResponseHeader } from "./headers.js";
 import type { ResponseWriter } from "./response.js";
 import { upstreamRequestHeaders } from "./upstream-headers.js";
@@ -104,7 +105,15 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
       this.headersForNode = node;
     }
     const readTimeout = this.upstream.readTimeoutMs;
-    const body = ctx.body !== undefined ? ctx.body : this.hasBody ? ctx.req : null;
+    const cap = ctx.maxBodySize;
+    const body =
+      ctx.body !== undefined
+        ? ctx.body
+        : !this.hasBody
+          ? null
+          : cap !== undefined && cap > 0
+            ? Readable.from(capped(ctx, cap), { objectMode: false })
+            : ctx.req;
     try {
       node.pool.dispatch(
         {
@@ -197,6 +206,17 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     this.clearSendTimer();
     const ctx = this.ctx;
     const node = this.node;
+    if (err instanceof BodyTooLargeError) {
+      // The client's fault, not the node's: no health report, no retry.
+      if (node !== undefined) this.upstream.balancer.onAttemptEnd?.(node, performance.now() - this.attemptStart, false);
+      if (this.finished) return;
+      this.finished = true;
+      ctx.res.off("close", this.onClientClose);
+      ctx.req.resume(); // discard the rest, as readBody does, so the connection can carry the 413
+      if (this.responseStarted) this.writer.abort(ctx, err);
+      else this.writer.error(ctx, 413, err.message);
+      return;
+    }
     if (node !== undefined) {
       this.upstream.balancer.onAttemptEnd?.(node, performance.now() - this.attemptStart, true);
     }
@@ -275,6 +295,20 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
       clearTimeout(this.sendTimer);
       this.sendTimer = undefined;
     }
+  }
+}
+
+/**
+ * The streamed request body, counted against a per-request cap (client-control): past it the iterator
+ * throws, undici aborts the upstream request and reports the error to onError. Nothing is buffered.
+ */
+async function* capped(ctx: RequestContext, limit: number): AsyncGenerator<Buffer> {
+  let size = 0;
+  // destroyOnReturn false: destroying the request would take the client socket, and the 413, with it.
+  for await (const chunk of ctx.req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new BodyTooLargeError(limit);
+    yield chunk;
   }
 }
 
