@@ -6,6 +6,8 @@ import { startTestGateway, type TestGateway } from "./helpers/gateway.js";
 
 const KEY = "sk-sim-budget-0123456789";
 
+type ApiError = { status?: number; headers?: Headers };
+
 describe("ai-rate-limiting: token budgets, checked before and debited after", () => {
   let gw: TestGateway;
   let simA: LlmSimulator;
@@ -104,7 +106,7 @@ describe("ai-rate-limiting: token budgets, checked before and debited after", ()
     assert.equal(first.response.headers.get(`x-ai-ratelimit-remaining-${name}`), "50");
     const second = await ask(c);
     assert.equal(second.response.headers.get(`x-ai-ratelimit-remaining-${name}`), String(50 - used));
-    await assert.rejects(ask(c), (err: OpenAI.APIError) => {
+    await assert.rejects(ask(c), (err: ApiError) => {
       assert.equal(err.status, 503);
       assert.equal(err.headers?.get(`x-ai-ratelimit-remaining-${name}`), "0");
       return true;
@@ -118,7 +120,7 @@ describe("ai-rate-limiting: token budgets, checked before and debited after", ()
     const a1 = await ask(alice);
     assert.equal(a1.response.headers.get("x-ai-consumer-ratelimit-limit"), "50");
     await ask(alice);
-    await assert.rejects(ask(alice), (err: OpenAI.APIError) => {
+    await assert.rejects(ask(alice), (err: ApiError) => {
       assert.equal(err.status, 429);
       return true;
     });
@@ -130,7 +132,7 @@ describe("ai-rate-limiting: token budgets, checked before and debited after", ()
     assert.deepEqual([raw.status, await raw.json()], [429, { error_msg: "token budget exhausted" }]);
     const b1 = await ask(bob);
     assert.equal(b1.response.headers.get("x-ai-consumer-ratelimit-remaining"), "50");
-    await assert.rejects(ask(client("/consumer")), (err: OpenAI.APIError) => err.status === 401);
+    await assert.rejects(ask(client("/consumer")), (err: ApiError) => err.status === 401);
   });
 
   test("an instance over its budget is skipped by ai-proxy-multi's rate_limiting fallback", async () => {
@@ -149,7 +151,7 @@ describe("ai-rate-limiting: token budgets, checked before and debited after", ()
     const first = await ask(c);
     assert.equal(first.data.usage!.completion_tokens, 30);
     await ask(c); // 60 spent of 100: still allowed, and now 120
-    await assert.rejects(ask(c), (err: OpenAI.APIError) => err.status === 503);
+    await assert.rejects(ask(c), (err: ApiError) => err.status === 503);
   });
 
   test("bad configs get a 400 that names the field", async () => {

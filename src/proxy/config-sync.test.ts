@@ -44,7 +44,7 @@ test("a burst of writes becomes one rebuild, and the snapshot carries the store 
   await pools.close();
 });
 
-test("config written straight into the store is validated: defaults filled, invalid plugins skipped and logged", async () => {
+test("config written straight into the store is validated: defaults filled, an invalid plugin fails closed and is logged", async () => {
   const { store, pools, logs, sync } = await setup();
   await store.put("/apisix/routes/ok", {
     uri: "/ok",
@@ -58,7 +58,14 @@ test("config written straight into the store is validated: defaults filled, inva
   });
   await sync.start();
   assert.deepEqual(sync.current.routes.get("ok")!.plugins.names, ["limit-req"]);
-  assert.deepEqual(sync.current.routes.get("bad")!.plugins.names, ["request-id"], "the valid plugin still runs");
+  const bad = sync.current.routes.get("bad")!.plugins;
+  assert.deepEqual(bad.names, ["limit-req", "request-id"]);
+  // A plugin that cannot run must not be skipped (a broken limiter or auth plugin would fail open).
+  const stand = bad.rewrite[0]!;
+  assert.equal(stand.name, "limit-req");
+  const reply = stand.plugin.rewrite!(stand.state, {} as never) as { status: number; body: { error_msg: string } };
+  assert.equal(reply.status, 503);
+  assert.match(reply.body.error_msg, /plugin limit-req is misconfigured/);
   assert.ok(
     logs.some((l) => l.includes("route bad") && l.includes("limit-req")),
     logs.join("\n"),

@@ -160,7 +160,11 @@ export function buildChain(
     try {
       inst = cache.instance(cacheKey, plugin, conf, scope);
     } catch (err) {
-      log(`${scope.kind} ${scope.id}: plugin "${name}" skipped: ${(err as Error).message}`);
+      // Skipping it would fail open: a route whose key-auth or ip-restriction cannot run must not serve
+      // everyone. The route answers 503 until its config is fixed.
+      const why = (err as Error).message;
+      log(`${scope.kind} ${scope.id}: plugin "${name}" cannot run (${why}); its requests get 503`);
+      entries.push(unusable(name, why));
       continue;
     }
     entries.push({
@@ -184,6 +188,13 @@ export function buildChain(
     log: pick("log"),
     names: entries.map((e) => e.name),
   };
+}
+
+/** Stands in for a configured plugin that could not be compiled (bad store data, a missing `$env://`). */
+function unusable(name: string, why: string): PluginEntry {
+  const reply = { status: 503, body: { error_msg: `plugin ${name} is misconfigured: ${why}` } };
+  const plugin: Plugin = { name, priority: Number.MAX_SAFE_INTEGER, schema: {} as never, rewrite: () => reply };
+  return { name, plugin, state: undefined, priority: plugin.priority, filter: undefined, errorResponse: undefined };
 }
 
 export type PreProxyPhase = "rewrite" | "access" | "before_proxy";
