@@ -205,6 +205,8 @@ class DelayedJson implements InFlight {
   };
 }
 
+const BATCH_CHARS = 64 * 1024;
+
 class StreamDelivery implements InFlight {
   private sent = 0;
   private started = false;
@@ -237,27 +239,41 @@ class StreamDelivery implements InFlight {
     else this.timer = setTimeout(this.step, ms);
   }
 
-  /** One write per token when tokens are spaced out; one write for all of them when they are not. */
+  /**
+   * One write per token when tokens are spaced out. Without a delay, tokens leave in batches of about
+   * BATCH_CHARS, so a burst costs few writes yet still stops at back-pressure between batches.
+   */
   private readonly step = (): void => {
     this.timer = undefined;
     if (this.over) return;
     const { res, reply, timing } = this;
     const frames = reply.frames;
+    const burst = timing.interTokenMs <= 0;
     const stopAt = Math.min(frames.length, timing.breakAfter ?? frames.length);
-    const until = timing.interTokenMs > 0 ? Math.min(this.sent + 1, stopAt) : stopAt;
     let chunk = this.started ? "" : reply.head;
     this.started = true;
-    while (this.sent < until) chunk += frames[this.sent++];
-    if (this.sent === timing.breakAfter) {
-      this.cut(chunk);
-      return;
+    for (;;) {
+      const until = burst ? stopAt : Math.min(this.sent + 1, stopAt);
+      while (this.sent < until && chunk.length < BATCH_CHARS) chunk += frames[this.sent++];
+      if (this.sent === timing.breakAfter) {
+        this.cut(chunk);
+        return;
+      }
+      if (this.sent === frames.length) {
+        this.finish(chunk);
+        return;
+      }
+      const writable = res.write(chunk);
+      chunk = "";
+      if (!writable) {
+        res.once("drain", this.resume);
+        return;
+      }
+      if (!burst) {
+        this.after(timing.interTokenMs);
+        return;
+      }
     }
-    if (this.sent === frames.length) {
-      this.finish(chunk);
-      return;
-    }
-    if (res.write(chunk)) this.after(timing.interTokenMs);
-    else res.once("drain", this.resume);
   };
 
   private readonly resume = (): void => this.after(this.timing.interTokenMs);

@@ -7,7 +7,7 @@ import type { OfferedTool, ToolDemand } from "./tools.js";
 const ERROR_TYPES: Record<number, { type: string; code: string | null; message: string }> = {
   400: { type: "invalid_request_error", code: null, message: "Invalid request." },
   401: { type: "invalid_request_error", code: "invalid_api_key", message: "Incorrect API key provided." },
-  403: { type: "invalid_request_error", code: "unsupported_country_region_territory", message: "Forbidden." },
+  403: { type: "invalid_request_error", code: null, message: "You are not allowed to access this resource." },
   404: { type: "invalid_request_error", code: null, message: "Not found." },
   429: {
     type: "requests",
