@@ -116,7 +116,10 @@ function parseWrk(out) {
   return { rps, p50: lat(50), p99: lat(99), non2xx, errors };
 }
 
-function wrk(url, seconds) {
+function wrk(url, seconds, target = {}) {
+  const extra = [];
+  for (const [k, v] of Object.entries(target.headers ?? {})) extra.push("-H", `${k}: ${v}`);
+  if (target.script) extra.push("-s", target.script);
   const r = spawnSync(
     "taskset",
     [
@@ -129,6 +132,7 @@ function wrk(url, seconds) {
       "--latency",
       "-H",
       "Content-Type: application/json",
+      ...extra,
       url,
     ],
     { encoding: "utf8" },
@@ -153,6 +157,19 @@ async function admin(base, key, path, body) {
     body: JSON.stringify(body),
   });
   if (res.status >= 300) throw new Error(`admin ${path}: ${res.status} ${await res.text()}`);
+}
+
+/**
+ * Times to the first body chunk of `n` sequential streamed chat completions, measured by a child process
+ * pinned to core 1 (next to wrk and the simulator) so the proxy under test keeps core 0 to itself.
+ */
+function measureTtfc(url, n) {
+  const body = JSON.stringify({ model: "gpt-4o-mini", stream: true, messages: [{ role: "user", content: "hi" }] });
+  const r = spawnSync("taskset", ["-c", "1", process.execPath, join(here, "ttfc.mjs"), url, String(n), body], {
+    encoding: "utf8",
+  });
+  if (r.status !== 0) throw new Error(`ttfc client failed: ${r.stderr}`);
+  return JSON.parse(r.stdout);
 }
 
 const median = (xs) => {
@@ -257,6 +274,98 @@ async function main() {
       upstream: { ...upstream, nodes: fleetNodes },
     });
   }
+  // Issue 5 row: the security stack a platform team puts on an AI route, on the same upstream.
+  await admin(adminUrl, key, "/apisix/admin/consumers/bench", {
+    username: "bench",
+    plugins: { "key-auth": { key: "bench-consumer-key" } },
+  });
+  await admin(adminUrl, key, "/apisix/admin/routes/bench-secured", {
+    uri: "/bench-secured",
+    upstream_id: "bench",
+    plugins: {
+      "key-auth": {},
+      "limit-count": { count: 1000000000, time_window: 60, key: "consumer_name" },
+      "ip-restriction": { whitelist: ["127.0.0.0/8"] },
+    },
+  });
+  // Issue 4 rows: chat completions against the LLM simulator (no think time), direct and through proxies.
+  const simPort = await freePort();
+  const sim = start("taskset", [
+    "-c",
+    "1",
+    process.execPath,
+    join(root, "dist/cli/main.js"),
+    "llm-sim",
+    "--port",
+    String(simPort),
+    "--ttft-ms",
+    "0",
+    "--itl-ms",
+    "0",
+  ]);
+  await waitForPort(simPort, sim, "llm simulator");
+  const chatScript = join(work, "chat.lua");
+  writeFileSync(
+    chatScript,
+    `wrk.method = "POST"\nwrk.body = '${JSON.stringify({ model: "gpt-4o-mini", max_tokens: 16, messages: [{ role: "user", content: "What is a weir?" }] })}'\n`,
+  );
+  await admin(adminUrl, key, "/apisix/admin/routes/bench-llm", {
+    uri: "/llm/v1/chat/completions",
+    plugins: {
+      "ai-proxy": {
+        provider: "openai-compatible",
+        auth: { header: { Authorization: "Bearer sk-bench" } },
+        override: { endpoint: `http://127.0.0.1:${simPort}` },
+      },
+    },
+  });
+  const llmNginxPort = await freePort();
+  const llmNginx = await startNginx(
+    "llm-proxy",
+    0,
+    `  upstream sim { server 127.0.0.1:${simPort}; keepalive 320; }
+  server {
+    listen 127.0.0.1:${llmNginxPort};
+    location / { proxy_pass http://sim; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }`,
+  );
+  await waitForPort(llmNginxPort, llmNginx, "nginx llm proxy");
+  const llmFloorPort = await freePort();
+  const llmFloor = start("taskset", [
+    "-c",
+    "0",
+    process.execPath,
+    join(here, "floor.mjs"),
+    String(llmFloorPort),
+    String(simPort),
+  ]);
+  await waitForPort(llmFloorPort, llmFloor, "node floor (llm)");
+  const chatPath = "/v1/chat/completions";
+  targets.push({ name: "llm-direct", url: `http://127.0.0.1:${simPort}${chatPath}`, script: chatScript });
+  targets.push({ name: "llm-nginx", url: `http://127.0.0.1:${llmNginxPort}${chatPath}`, script: chatScript });
+  targets.push({
+    name: "llm-floor",
+    url: `http://127.0.0.1:${llmFloorPort}${chatPath}`,
+    script: chatScript,
+    pid: llmFloor.pid,
+  });
+  targets.push({
+    name: "weir-ai-proxy",
+    url: `http://127.0.0.1:${weirPort}/llm${chatPath}`,
+    script: chatScript,
+    pid: weir.pid,
+  });
+  targets.push({
+    name: "weir-secured",
+    url: `http://127.0.0.1:${weirPort}/bench-secured`,
+    headers: { apikey: "bench-consumer-key" },
+    pid: weir.pid,
+  });
+  const ttfcTargets = [
+    ["direct", `http://127.0.0.1:${simPort}${chatPath}`],
+    ["floor", `http://127.0.0.1:${llmFloorPort}${chatPath}`],
+    ["weir", `http://127.0.0.1:${weirPort}/llm${chatPath}`],
+  ];
   targets.push({ name: "weir", url: `http://127.0.0.1:${weirPort}/bench`, pid: weir.pid });
   targets.push({ name: "weir-limit-req", url: `http://127.0.0.1:${weirPort}/bench-limited`, pid: weir.pid });
   for (const [row] of balancerRows)
@@ -264,7 +373,7 @@ async function main() {
 
   const selected = only ? targets.filter((t) => only.includes(t.name)) : targets;
   for (const t of selected) {
-    const warm = wrk(t.url, WARMUP);
+    const warm = wrk(t.url, WARMUP, t);
     if (warm.non2xx > 0 || Number.isNaN(warm.rps))
       throw new Error(`${t.name} is not answering 200 (${JSON.stringify(warm)})`);
   }
@@ -274,7 +383,7 @@ async function main() {
     // Rotate the order every round so no target always runs first (or right after a given other).
     const order = selected.map((_, i) => selected[(i + round - 1) % selected.length]);
     for (const t of order) {
-      const r = wrk(t.url, DURATION);
+      const r = wrk(t.url, DURATION, t);
       if (t.pid) r.rss = rssMb(t.pid);
       results[t.name].push(r);
       log(
@@ -283,6 +392,18 @@ async function main() {
       );
     }
   }
+
+  // SSE time to first chunk: sequential streamed chat completions, client on core 1, rotated per round.
+  const ttfc = Object.fromEntries(ttfcTargets.map(([n]) => [n, []]));
+  if (!only || only.includes("ttfc")) {
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let i = 0; i < ttfcTargets.length; i++) {
+        const [name, url] = ttfcTargets[(i + round) % ttfcTargets.length];
+        ttfc[name].push(...measureTtfc(url, 300));
+      }
+    }
+  }
+  const ttfcP50 = Object.fromEntries(Object.entries(ttfc).map(([n, xs]) => [n, median(xs)]));
 
   const ratio = (a, b, field = "rps") =>
     results[a] && results[b] ? median(results[a].map((r, i) => r[field] / results[b][i][field])) : Number.NaN;
@@ -308,6 +429,9 @@ async function main() {
       Math.max(...[...(results.weir ?? []), ...(results["weir-limit-req"] ?? [])].map((r) => r.rss)),
       (v) => v <= 120,
     ],
+    ["weir-ai-proxy ≥ 0.75× llm-floor (rps)", ratio("weir-ai-proxy", "llm-floor"), (v) => v >= 0.75],
+    ["weir-secured ≥ 0.85× weir (rps)", ratio("weir-secured", "weir"), (v) => v >= 0.85],
+    ["SSE added time to first chunk, p50 ms (weir − direct) ≤ 0.5", ttfcP50.weir - ttfcP50.direct, (v) => v <= 0.5],
     ...["weir-chash10", "weir-lc10", "weir-ewma10", "weir-rr10-checks"].map((row) => [
       `${row} within 5 % of weir-rr10 (rps)`,
       ratio(row, "weir-rr10"),
@@ -321,6 +445,12 @@ async function main() {
     "| target | req/s | p50 ms | p99 ms | RSS MB | × floor | × nginx | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const r of rows) {
     md += `| ${r.target} | ${fmt(r.rps, 0)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.rss, 0)} | ${fmt(r.vsFloor)} | ${fmt(r.vsNginx)} | ${r.errors} |\n`;
+  }
+  if (ttfc.weir.length > 0) {
+    md += "\n| SSE time to first chunk | p50 ms | added vs direct ms |\n|---|---:|---:|\n";
+    for (const [name] of ttfcTargets) {
+      md += `| ${name} | ${fmt(ttfcP50[name], 3)} | ${fmt(ttfcP50[name] - ttfcP50.direct, 3)} |\n`;
+    }
   }
   md += "\n| target check | measured | result |\n|---|---:|---|\n";
   let failed = 0;

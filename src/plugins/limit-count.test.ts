@@ -169,17 +169,21 @@ test("scope: two routes never share a budget; a group shares one across routes",
   assert.equal(other.request(on("b")), undefined, "another group");
 });
 
-test("scope: the route's config keeps its budget when recompiled (edit elsewhere, or under a consumer)", () => {
+test("scope: the route's config keeps its budget when recompiled; a consumer's own config is its own budget", () => {
   const counter = new LocalFixedWindowCounter({ sweepIntervalMs: 0 });
   const conf = { count: 1, time_window: 60 };
   const before = instance({ ...conf }, { kind: "route", id: "r1", revision: 1 }, counter);
   const after = instance({ ...conf }, { kind: "route", id: "r1", revision: 2 }, counter);
-  const merged = instance({ ...conf }, { kind: "consumer", id: "jack", revision: 9 }, counter);
+  const jack = instance({ ...conf }, { kind: "consumer", id: "jack", revision: 9 }, counter);
+  const jill = instance({ ...conf }, { kind: "consumer", id: "jill", revision: 9 }, counter);
   const ctx = () => Object.assign(new TestContext(), { routeId: "r1" });
   assert.equal(counterKey(before.state, ctx()), counterKey(after.state, ctx()));
-  assert.equal(counterKey(before.state, ctx()), counterKey(merged.state, ctx()));
   assert.equal(before.request(ctx()), undefined);
-  assert.deepEqual(merged.request(ctx()), { status: 503 }, "authenticating does not buy a second budget");
+  assert.deepEqual(after.request(ctx()), { status: 503 }, "recompiling does not buy a second budget");
+  // (The route's own plugins are never recompiled under a consumer: the snapshot reuses their instances.)
+  assert.equal(jack.request(ctx()), undefined);
+  assert.equal(jill.request(ctx()), undefined, "identical configs on two consumers are two budgets");
+  assert.deepEqual(jack.request(ctx()), { status: 503 });
   const edited = instance({ ...conf, rejected_code: 429 }, { kind: "route", id: "r1", revision: 3 }, counter);
   assert.notEqual(counterKey(edited.state, ctx()), counterKey(before.state, ctx()), "a changed config starts afresh");
   assert.equal(edited.request(ctx()), undefined);

@@ -119,6 +119,9 @@ export function compileWith(conf: LimitCountConfig, scope: PluginScope, options:
   // Length-prefixed so that no group name and key can be spelled as another group name and key.
   if (conf.group !== undefined) fixedPrefix = `group:${conf.group.length}:${conf.group}:`;
   else if (scope.kind === "global_rule") fixedPrefix = `global_rule:${fingerprint}:`;
+  // A consumer's own limit-count is that consumer's budget (APISIX keys it by conf_type "consumer" and the
+  // consumer's name), even when another consumer carries an identical config.
+  else if (scope.kind === "consumer") fixedPrefix = `consumer:${scope.id.length}:${scope.id}:${fingerprint}:`;
   return {
     counter: options.counter ?? localCounter(conf.window_type ?? "fixed"),
     count: quantity(conf.count!),

@@ -190,6 +190,38 @@ export function buildChain(
   };
 }
 
+/** The chain without the named plugins (those a consumer's own config replaces). */
+export function withoutNames(chain: PluginChain, names: ReadonlySet<string>): PluginChain {
+  if (names.size === 0) return chain;
+  const keep = (entries: readonly PluginEntry[]) => entries.filter((e) => !names.has(e.name));
+  return {
+    rewrite: keep(chain.rewrite),
+    access: keep(chain.access),
+    before_proxy: keep(chain.before_proxy),
+    header_filter: keep(chain.header_filter),
+    body_filter: keep(chain.body_filter),
+    log: keep(chain.log),
+    names: chain.names.filter((n) => !names.has(n)),
+  };
+}
+
+/** Both chains' entries in one, each phase ordered by priority again. */
+export function mergeChains(a: PluginChain, b: PluginChain): PluginChain {
+  if (b.names.length === 0) return a;
+  if (a.names.length === 0) return b;
+  const merge = (x: readonly PluginEntry[], y: readonly PluginEntry[]) =>
+    [...x, ...y].sort((p, q) => q.priority - p.priority);
+  return {
+    rewrite: merge(a.rewrite, b.rewrite),
+    access: merge(a.access, b.access),
+    before_proxy: merge(a.before_proxy, b.before_proxy),
+    header_filter: merge(a.header_filter, b.header_filter),
+    body_filter: merge(a.body_filter, b.body_filter),
+    log: merge(a.log, b.log),
+    names: [...a.names, ...b.names],
+  };
+}
+
 /** Stands in for a configured plugin that could not be compiled (bad store data, a missing `$env://`). */
 function unusable(name: string, why: string): PluginEntry {
   const reply = { status: 503, body: { error_msg: `plugin ${name} is misconfigured: ${why}` } };

@@ -17,9 +17,11 @@ import {
   combineConsumerPhases,
   combinePhases,
   EMPTY_CHAIN,
+  mergeChains,
   type PluginChain,
   PluginInstanceCache,
   type RequestPhases,
+  withoutNames,
 } from "./plugin-chain.js";
 
 export interface CompiledRoute {
@@ -296,30 +298,36 @@ export function compileSnapshot(tables: ResourceTables, revision: number, option
     }
   }
   const credentials = buildCredentialIndex(credentialSources, registry, prepareCredential, log);
-  const consumerPhaseCache = new Map<string, RequestPhases>();
+  // Keyed by object, not by a string built per request: both are fixed for the life of this snapshot.
+  const consumerPhaseCache = new Map<CompiledRoute, Map<CompiledConsumer, RequestPhases>>();
   const consumerPhases = (route: CompiledRoute, consumer: CompiledConsumer): RequestPhases => {
-    const key = `${route.pluginsKey}|consumer/${consumer.username}@${consumer.revision}|group@${consumer.groupRevision}`;
-    let phases = consumerPhaseCache.get(key);
+    let byConsumer = consumerPhaseCache.get(route);
+    if (byConsumer === undefined) consumerPhaseCache.set(route, (byConsumer = new Map()));
+    let phases = byConsumer.get(consumer);
     if (phases === undefined) {
       // APISIX precedence: consumer > consumer group > route. Auth plugins' consumer configs are
       // credentials, not plugin instances, so they do not replace the route's.
-      const merged: Record<string, unknown> = { ...route.pluginConfs };
+      const own: Record<string, unknown> = {};
       const fromConsumer = new Set<string>();
       for (const [name, conf] of Object.entries(consumer.plugins)) {
         if (registry.get(name)?.type === "auth") continue;
-        merged[name] = conf;
+        own[name] = conf;
         fromConsumer.add(name);
       }
-      const chain = buildChain(
-        merged,
+      const key = `${route.pluginsKey}|consumer/${consumer.username}@${consumer.revision}|group@${consumer.groupRevision}`;
+      const consumerChain = buildChain(
+        own,
         registry,
         instances,
         key,
         { kind: "consumer", id: consumer.username, revision: consumer.revision },
         log,
       );
+      // The route's own plugins keep their compiled instances, so a route-wide limit-req or limit-count is
+      // one budget whoever authenticates, not one per consumer.
+      const chain = mergeChains(withoutNames(route.plugins, fromConsumer), consumerChain);
       phases = combineConsumerPhases(globalPlugins, chain, fromConsumer);
-      consumerPhaseCache.set(key, phases);
+      byConsumer.set(consumer, phases);
     }
     return phases;
   };
