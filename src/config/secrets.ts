@@ -97,8 +97,9 @@ function visit(node: Conf, parts: readonly string[], at: number, fn: (value: str
     const value = node[key];
     if (last) {
       if (typeof value === "string") node[key] = fn(value);
-    } else if (isObject(value)) {
-      visit(value, parts, at + 1, fn);
+    } else if (value !== null && typeof value === "object") {
+      // Arrays too: "instances.*.auth.header.*" walks every element of `instances`.
+      visit(value as Conf, parts, at + 1, fn);
     }
   }
 }

@@ -59,7 +59,15 @@ export interface PluginInstance {
   state: unknown;
   /** Connection pools the instance's inline upstreams use (kept open while the instance lives). */
   poolKeys: string[];
+  /** Health checkers of those inline upstreams (kept running while the instance lives). */
+  healthKeys: string[];
 }
+
+/** An inline upstream compiled for a plugin, with the health checker key it registered, if any. */
+export type InlineCompiler = (config: Record<string, unknown>) => {
+  upstream: CompiledUpstream;
+  healthKey: string | undefined;
+};
 
 /**
  * Compiles plugin instances, reusing those whose owning resources did not change since the previous
@@ -69,14 +77,10 @@ export class PluginInstanceCache {
   private previous: Map<string, PluginInstance>;
   private current = new Map<string, PluginInstance>();
 
-  private readonly compileInline: ((config: Record<string, unknown>) => CompiledUpstream) | undefined;
+  private readonly compileInline: InlineCompiler | undefined;
   private readonly prepare: PrepareConf | undefined;
 
-  constructor(
-    previous?: PluginInstanceCache,
-    compileInline?: (config: Record<string, unknown>) => CompiledUpstream,
-    prepare?: PrepareConf,
-  ) {
+  constructor(previous?: PluginInstanceCache, compileInline?: InlineCompiler, prepare?: PrepareConf) {
     this.previous = previous?.current ?? new Map();
     this.compileInline = compileInline;
     this.prepare = prepare;
@@ -94,17 +98,24 @@ export class PluginInstanceCache {
       const err = validatePluginConfig(plugin, checked, "route");
       if (err !== undefined) throw new Error(err);
       const poolKeys: string[] = [];
+      const healthKeys: string[] = [];
       const compileInline = this.compileInline;
       const upstreams: UpstreamResolver = {
         byId: (id) => ({ kind: "id", id }) as unknown as UpstreamHandle,
         inline: (config) => {
           if (compileInline === undefined) throw new Error("inline upstreams are not available here");
-          const upstream = compileInline(config);
+          const { upstream, healthKey } = compileInline(config);
           for (const n of upstream.nodes) poolKeys.push(n.poolKey);
+          if (healthKey !== undefined) healthKeys.push(healthKey);
           return { kind: "compiled", upstream } as unknown as UpstreamHandle;
         },
       };
-      inst = { plugin, state: plugin.compile ? plugin.compile(checked, { ...scope, upstreams }) : checked, poolKeys };
+      inst = {
+        plugin,
+        state: plugin.compile ? plugin.compile(checked, { ...scope, upstreams }) : checked,
+        poolKeys,
+        healthKeys,
+      };
     }
     this.current.set(key, inst);
     return inst;

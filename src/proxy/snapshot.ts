@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { ServiceConfig } from "../config/schemas/others.js";
 import type { RouteConfig } from "../config/schemas/route.js";
 import type { UpstreamConfig } from "../config/schemas/upstream.js";
@@ -111,11 +112,6 @@ export function compileSnapshot(tables: ResourceTables, revision: number, option
   const secrets = options.secrets;
   const prepare = (plugin: Plugin, conf: Record<string, unknown>) =>
     secrets === undefined ? resolveEnvRefs(conf) : secrets.prepare(plugin, conf);
-  const instances = new PluginInstanceCache(
-    options.previous?.instances,
-    (config) => compileUpstream(config as UpstreamConfig, undefined, pools, undefined, log),
-    prepare,
-  );
   const poolKeys = new Set<string>();
   const healthKeys = new Set<string>();
   const healthFor = (key: string, name: string) => {
@@ -123,6 +119,25 @@ export function compileSnapshot(tables: ResourceTables, revision: number, option
     healthKeys.add(key);
     return { manager: options.health, key, name };
   };
+  // Plugins' inline upstreams (traffic-split, ai-proxy instances) get health checkers keyed by their
+  // config, so the same config keeps its checker across snapshots and a changed one gets a fresh one.
+  const compileInline = (config: Record<string, unknown>) => {
+    const checks = (config as { checks?: unknown }).checks;
+    const key =
+      checks === undefined
+        ? undefined
+        : `inline/${createHash("sha256").update(JSON.stringify(config)).digest("hex").slice(0, 24)}`;
+    const upstream = compileUpstream(
+      config as UpstreamConfig,
+      undefined,
+      pools,
+      undefined,
+      log,
+      key === undefined ? undefined : healthFor(key, key),
+    );
+    return { upstream, healthKey: key };
+  };
+  const instances = new PluginInstanceCache(options.previous?.instances, compileInline, prepare);
   const table = (type: ResourceType) => tables.get(type) ?? new Map<string, StoreEntry>();
   // Credentials are checked here like plugin instances are: config written straight into the store never
   // met the Admin API, and an unresolvable secret must make the credential unusable, never match literally.
@@ -335,7 +350,10 @@ export function compileSnapshot(tables: ResourceTables, revision: number, option
   const pluginMetadata = new Map<string, unknown>();
   for (const [name, entry] of table("plugin_metadata")) pluginMetadata.set(name, entry.value);
 
-  for (const inst of instances.all()) for (const key of inst.poolKeys) poolKeys.add(key);
+  for (const inst of instances.all()) {
+    for (const key of inst.poolKeys) poolKeys.add(key);
+    for (const key of inst.healthKeys) healthKeys.add(key);
+  }
   return {
     revision,
     router: compileRouter(specs),
