@@ -150,7 +150,7 @@ describe("AI proxying (ai-proxy, ai-proxy-multi) with the official SDKs", () => 
     const upstreamBody = simA.requests.at(-1)!.body as { stream_options?: { include_usage?: boolean } };
     assert.equal(upstreamBody.stream_options?.include_usage, true, "Weir asked for usage to count tokens");
     // 32 tokens 2 ms apart: a re-batching proxy would deliver them in a handful of bursts.
-    assert.ok(arrivals.length >= 20, `events arrived one by one (${arrivals.length})`);
+    assert.ok(arrivals.length >= 10, `events arrived as they were made (${arrivals.length} reads)`);
 
     const withUsage = await openai.chat.completions.create({
       model: "m",

@@ -87,7 +87,10 @@ export interface InstanceConfig {
 }
 
 export interface TransportConfig {
-  timeout: number;
+  timeout?: number;
+  max_req_body_size?: number;
+  max_stream_duration_ms?: number;
+  max_response_bytes?: number;
   keepalive?: boolean;
   keepalive_timeout?: number;
   keepalive_pool?: number;
@@ -134,7 +137,7 @@ export function compileInstance(
     // Scheme + host only: the provider's path applies. A path (or query) replaces it entirely.
     if ((url.pathname !== "/" && url.pathname !== "") || url.search !== "") endpointPath = url.pathname + url.search;
   }
-  const timeoutS = transport.timeout / 1000;
+  const timeoutS = (transport.timeout ?? DEFAULT_TIMEOUT_MS) / 1000;
   const upstreamConfig: JsonObject = {
     type: "roundrobin",
     nodes: [{ host, port, weight: 1 }],
@@ -169,6 +172,27 @@ export function compileInstance(
     maxTokens: inst.override?.llm_options?.max_tokens,
     bodyOverride: inst.override?.request_body,
     forceBodyOverride: inst.override?.request_body_force_override === true,
+  };
+}
+
+const DEFAULT_TIMEOUT_MS = 30000;
+const DEFAULT_MAX_REQUEST_BODY = 67108864;
+
+/** The plan of an AI route: its compiled instances, how to pick among them, fallbacks and limits. */
+export function buildPlan(
+  instances: readonly AiInstance[],
+  conf: TransportConfig,
+  balancer: Balancer,
+  fallback: FallbackPolicy | undefined,
+): AiPlan {
+  return {
+    instances,
+    balancer,
+    fallback,
+    timeoutMs: conf.timeout ?? DEFAULT_TIMEOUT_MS,
+    maxRequestBodyBytes: conf.max_req_body_size ?? DEFAULT_MAX_REQUEST_BODY,
+    maxStreamDurationMs: conf.max_stream_duration_ms,
+    maxResponseBytes: conf.max_response_bytes,
   };
 }
 

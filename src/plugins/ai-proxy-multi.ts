@@ -1,5 +1,12 @@
 import { type Static, Type } from "@sinclair/typebox";
-import { type AiPlan, checkInstance, compileInstance, type FallbackPolicy, instanceBalancer } from "../ai/plan.js";
+import {
+  type AiPlan,
+  buildPlan,
+  checkInstance,
+  compileInstance,
+  type FallbackPolicy,
+  instanceBalancer,
+} from "../ai/plan.js";
 import { UNSUPPORTED_PROVIDERS } from "../ai/providers.js";
 import { prepareAiRequest } from "../ai/request.js";
 import { instanceSchema, transportFields } from "../ai/schema.js";
@@ -87,17 +94,8 @@ function fallbackPolicy(conf: AiProxyMultiConfig): FallbackPolicy | undefined {
 }
 
 function compile(conf: AiProxyMultiConfig, scope: PluginScope): AiPlan {
-  const transport = { timeout: conf.timeout ?? 30000, ...conf };
-  const instances = conf.instances.map((inst) => compileInstance(inst, transport, scope.upstreams!));
-  return {
-    instances,
-    balancer: instanceBalancer(instances, conf.balancer),
-    fallback: fallbackPolicy(conf),
-    timeoutMs: conf.timeout ?? 30000,
-    maxRequestBodyBytes: conf.max_req_body_size ?? 67108864,
-    maxStreamDurationMs: conf.max_stream_duration_ms,
-    maxResponseBytes: conf.max_response_bytes,
-  };
+  const instances = conf.instances.map((inst) => compileInstance(inst, conf, scope.upstreams!));
+  return buildPlan(instances, conf, instanceBalancer(instances, conf.balancer), fallbackPolicy(conf));
 }
 
 function access(plan: AiPlan, ctx: PluginContext) {

@@ -1,5 +1,5 @@
 import { type Static, Type } from "@sinclair/typebox";
-import { type AiPlan, checkInstance, compileInstance, instanceBalancer } from "../ai/plan.js";
+import { type AiPlan, buildPlan, checkInstance, compileInstance, instanceBalancer } from "../ai/plan.js";
 import { UNSUPPORTED_PROVIDERS } from "../ai/providers.js";
 import { prepareAiRequest } from "../ai/request.js";
 import { authSchema, optionsSchema, overrideSchema, providerSchema, transportFields } from "../ai/schema.js";
@@ -34,20 +34,8 @@ function check(conf: AiProxyConfig): string | undefined {
 }
 
 function compile(conf: AiProxyConfig, scope: PluginScope): AiPlan {
-  const instance = compileInstance(
-    { ...conf, name: `ai-proxy-${conf.provider}`, weight: 1 },
-    { timeout: conf.timeout ?? 30000, ...conf },
-    scope.upstreams!,
-  );
-  return {
-    instances: [instance],
-    balancer: instanceBalancer([instance], undefined),
-    fallback: undefined,
-    timeoutMs: conf.timeout ?? 30000,
-    maxRequestBodyBytes: conf.max_req_body_size ?? 67108864,
-    maxStreamDurationMs: conf.max_stream_duration_ms,
-    maxResponseBytes: conf.max_response_bytes,
-  };
+  const instance = compileInstance({ ...conf, name: `ai-proxy-${conf.provider}`, weight: 1 }, conf, scope.upstreams!);
+  return buildPlan([instance], conf, instanceBalancer([instance], undefined), undefined);
 }
 
 function access(plan: AiPlan, ctx: PluginContext) {
