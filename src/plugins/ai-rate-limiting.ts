@@ -2,7 +2,7 @@ import { type Static, Type } from "@sinclair/typebox";
 import { type CostExpr, compileCostExpr } from "../ai/cost-expr.js";
 import type { AiRequest } from "../ai/plan.js";
 import type { LlmUsage } from "../ai/usage.js";
-import type { CounterResult } from "../ratelimit/counter.js";
+import { type CounterResult, floor2 } from "../ratelimit/counter.js";
 import { LocalFixedWindowCounter } from "../ratelimit/local-fixed.js";
 import type { PluginContext } from "./context.js";
 import type { Plugin, PluginScope, Reply } from "./types.js";
@@ -234,7 +234,7 @@ function headersOf(checked: Checked): Record<string, string> {
   return {
     [checked.budget.limitHeader]: String(checked.limit),
     [checked.budget.remainingHeader]: String(checked.result.remaining),
-    [checked.budget.resetHeader]: String(checked.result.resetSeconds),
+    [checked.budget.resetHeader]: String(floor2(checked.result.resetSeconds)),
   };
 }
 

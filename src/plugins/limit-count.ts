@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { type Static, Type } from "@sinclair/typebox";
-import type { CounterResult, RateLimitCounter } from "../ratelimit/counter.js";
+import { type CounterResult, floor2, type RateLimitCounter } from "../ratelimit/counter.js";
 import { LocalFixedWindowCounter } from "../ratelimit/local-fixed.js";
 import { LocalSlidingWindowCounter } from "../ratelimit/local-sliding.js";
 import type { PluginContext } from "./context.js";
@@ -224,13 +224,6 @@ function positiveInteger(text: string): number | undefined {
   if (text.trim() === "") return undefined;
   const n = Number(text);
   return Number.isInteger(n) && n > 0 && n <= MAX_SAFE ? n : undefined;
-}
-
-/** APISIX floors the reset to two decimals (`math.floor(reset * 100) / 100`), never below 0. */
-function floor2(seconds: number): number {
-  if (seconds <= 0) return 0;
-  // Rounded to 1e-4 first so that binary noise (0.29 * 100 = 28.999…) does not cost a hundredth.
-  return Math.floor(Math.round(seconds * 1e4) / 1e2) / 100;
 }
 
 export const limitCount: Plugin<LimitCountConfig, State> = { name, priority, schema, check, compile, access };

@@ -55,3 +55,10 @@ export const DEFAULT_MAX_KEYS = 100_000;
 export function monotonicEpochMs(): number {
   return performance.timeOrigin + performance.now();
 }
+
+/** APISIX floors the reset to two decimals (`math.floor(reset * 100) / 100`), never below 0. */
+export function floor2(seconds: number): number {
+  if (seconds <= 0) return 0;
+  // Rounded to 1e-4 first so that binary noise (0.29 * 100 = 28.999…) does not cost a hundredth.
+  return Math.floor(Math.round(seconds * 1e4) / 1e2) / 100;
+}
