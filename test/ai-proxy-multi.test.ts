@@ -68,6 +68,21 @@ describe("ai-proxy-multi: pools of instances, health, protocols, secrets", () =>
         },
       },
     });
+    await put("/apisix/admin/routes/bounded", {
+      uri: "/bounded/v1/chat/completions",
+      plugins: {
+        "ai-proxy-multi": {
+          instances: [
+            instance("a", simA.url, { priority: 2 }),
+            instance("b", simB.url, { priority: 1 }),
+            instance("c", claude.url, { priority: 0 }),
+          ],
+          fallback_strategy: ["http_429"],
+          max_retries: 1,
+          max_response_bytes: 400,
+        },
+      },
+    });
     await put("/apisix/admin/routes/checked", {
       uri: "/checked/v1/chat/completions",
       plugins: {
@@ -154,6 +169,15 @@ describe("ai-proxy-multi: pools of instances, health, protocols, secrets", () =>
     simA.behave({ fail: 503, times: 1 });
     await assert.rejects(ask("/strict"), (err: { status?: number }) => err.status === 503);
     assert.equal(simB.requests.length, 1, "only the dead-first route reached b");
+  });
+
+  test("max_retries bounds the fallbacks; max_response_bytes cuts an oversized answer", async () => {
+    simA.behave({ fail: 429, times: 1 });
+    simB.behave({ fail: 429, times: 1 });
+    await assert.rejects(ask("/bounded"), (err: { status?: number }) => err.status === 429);
+    assert.deepEqual([simA.requests.length, simB.requests.length, claude.requests.length], [1, 1, 0]);
+    simA.behave({ tokens: 400, times: 1 });
+    await assert.rejects(ask("/bounded"), "an answer over 400 bytes never reaches the client whole");
   });
 
   test("active checks take a dead instance out of the rotation", async () => {
