@@ -1,12 +1,13 @@
-// Time to first chunk of streamed POSTs: `node ttfc.mjs URL N BODY` prints a JSON array of N figures in ms.
-// One keep-alive connection, requests one after another, so each figure is one request's own latency.
-import { request } from "node:http";
+// Time to first chunk of streamed POSTs: `node ttfc.mjs N BODY URL...` prints {url: [ms, ...]} with N figures
+// per URL. Requests alternate between the URLs one by one (one keep-alive connection each), so a noisy
+// moment on the machine hits every target alike and paired differences stay meaningful.
+import { Agent, request } from "node:http";
 
-const [url, count, body] = process.argv.slice(2);
-const agent = new (await import("node:http")).Agent({ keepAlive: true, maxSockets: 1 });
-const out = [];
+const [count, body, ...urls] = process.argv.slice(2);
+const agents = urls.map(() => new Agent({ keepAlive: true, maxSockets: 1 }));
+const out = Object.fromEntries(urls.map((u) => [u, []]));
 
-function once() {
+function once(url, agent) {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
     let first;
@@ -22,7 +23,12 @@ function once() {
   });
 }
 
-for (let i = 0; i < 20; i++) await once(); // warm-up: connections, JIT
-for (let i = 0; i < Number(count); i++) out.push(await once());
-agent.destroy();
+for (let i = 0; i < 20; i++) for (let u = 0; u < urls.length; u++) await once(urls[u], agents[u]); // warm-up
+for (let i = 0; i < Number(count); i++) {
+  for (let k = 0; k < urls.length; k++) {
+    const u = (i + k) % urls.length; // rotate who goes first
+    out[urls[u]].push(await once(urls[u], agents[u]));
+  }
+}
+for (const a of agents) a.destroy();
 process.stdout.write(JSON.stringify(out));

@@ -336,27 +336,33 @@ export class LlmCall implements Dispatcher.DispatchHandler {
         // Not JSON: forwarded as it came, not counted.
       }
     }
+    let firstToken = false;
     if (this.meter!.onStreamEvent(event.event, parsed) && this.ttft === undefined) {
       this.ttft = performance.now() - this.ctx.startTime;
+      firstToken = true;
     }
     if (this.streamTx !== undefined) {
       const text = this.streamTx.event(event.event, parsed);
       if (text !== "") this.out.push(Buffer.from(text));
-      return;
+    } else if (!this.isUnaskedUsage(parsed)) {
+      this.out.push(event.raw);
     }
-    // Weir asked an OpenAI stream for usage the client did not ask for: that extra chunk stays here.
-    if (
+    // The first token leaves at once, before the rest of its chunk is parsed: a provider that bursts a
+    // whole answer into one chunk must not delay the first token by the cost of counting all the others.
+    if (firstToken) this.flushOut();
+  };
+
+  /** Weir asked an OpenAI stream for a usage chunk the client did not ask for: that chunk stays here. */
+  private isUnaskedUsage(parsed: JsonObject | undefined): boolean {
+    return (
       !this.ai.clientWantsUsage &&
       parsed !== undefined &&
       parsed.usage !== undefined &&
       parsed.usage !== null &&
       Array.isArray(parsed.choices) &&
       parsed.choices.length === 0
-    ) {
-      return;
-    }
-    this.out.push(event.raw);
-  };
+    );
+  }
 
   /**
    * Writes the events completed by the last chunk in one write; false when the client is full. Until the
@@ -365,7 +371,8 @@ export class LlmCall implements Dispatcher.DispatchHandler {
    */
   private flushOut(final = false): boolean {
     const out = this.out;
-    if (out.length === 0) return true;
+    // Nothing new, but the first token may have been written mid-chunk and filled the socket.
+    if (out.length === 0) return !this.ctx.res.writableNeedDrain;
     if (!this.headSent && !final && this.ttft === undefined && this.heldBytes(out) < MAX_HELD_BYTES) return true;
     if (!this.headSent) this.sendHead();
     const chunk = out.length === 1 ? out[0]! : Buffer.concat(out);
