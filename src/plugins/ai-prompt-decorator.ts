@@ -6,6 +6,7 @@ import {
   type JsonObject,
   readJsonBody,
   replaceJsonBody,
+  unreadableBody,
 } from "./ai/chat-body.js";
 import type { PluginContext } from "./context.js";
 import type { Plugin, Reply } from "./types.js";
@@ -59,13 +60,7 @@ function compile(conf: AiPromptDecoratorConfig): State {
 
 async function rewrite(state: State, ctx: PluginContext): Promise<Reply | undefined> {
   const read = await readJsonBody(ctx, state.maxBodySize);
-  if (!read.ok) {
-    const message =
-      read.reason === "invalid"
-        ? `could not parse JSON request body: ${read.message}`
-        : `could not get body: ${read.message}`;
-    return { status: 400, body: { message } };
-  }
+  if (!read.ok) return unreadableBody(read);
   const body = read.value;
   if (!isObject(body)) return undefined;
   const protocol = detectProtocol(body, ctx.var("uri") ?? ctx.path);

@@ -1,5 +1,12 @@
 import { type Static, Type } from "@sinclair/typebox";
-import { DEFAULT_MAX_BODY, isObject, type JsonObject, readJsonBody, replaceJsonBody } from "./ai/chat-body.js";
+import {
+  DEFAULT_MAX_BODY,
+  isObject,
+  type JsonObject,
+  readJsonBody,
+  replaceJsonBody,
+  unreadableBody,
+} from "./ai/chat-body.js";
 import type { PluginContext } from "./context.js";
 import type { Plugin, Reply } from "./types.js";
 
@@ -71,13 +78,7 @@ function compile(conf: AiPromptTemplateConfig): State {
 
 async function rewrite(state: State, ctx: PluginContext): Promise<Reply | undefined> {
   const read = await readJsonBody(ctx, state.maxBodySize);
-  if (!read.ok) {
-    const message =
-      read.reason === "invalid"
-        ? `could not parse JSON request body: ${read.message}`
-        : `could not get body: ${read.message}`;
-    return { status: 400, body: { message } };
-  }
+  if (!read.ok) return unreadableBody(read);
   const vars = read.value;
   if (!isObject(vars)) return MISSING_NAME;
   const templateName = vars.template_name;
