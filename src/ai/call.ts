@@ -1,5 +1,6 @@
 import type { Dispatcher } from "undici";
 import type { RequestContext } from "../proxy/context.js";
+import { isTimeoutError } from "../proxy/forward.js";
 import { isHopByHopResponseHeader } from "../proxy/headers.js";
 import type { UpstreamRef } from "../proxy/plugin-chain.js";
 import type { ResponseWriter } from "../proxy/response.js";
@@ -299,7 +300,7 @@ export class LlmCall implements Dispatcher.DispatchHandler {
       this.settle(undefined, () => this.writer.abort(ctx, err));
       return;
     }
-    const timeout = aborted === "stream-duration" || isTimeout(err);
+    const timeout = aborted === "stream-duration" || isTimeoutError(err);
     const status = aborted === "response-bytes" ? 502 : timeout ? 504 : 502;
     if (this.status === 0) {
       (ctx.upstreamStatuses ??= []).push(status);
@@ -496,14 +497,4 @@ const DROPPED_RESPONSE_HEADERS = new Set(["server", "content-length", "content-e
 
 function upstreamOf(inst: AiInstance): CompiledUpstream {
   return (inst.upstream as unknown as Extract<UpstreamRef, { kind: "compiled" }>).upstream;
-}
-
-function isTimeout(err: Error): boolean {
-  const code = (err as { code?: string }).code;
-  return (
-    code === "UND_ERR_CONNECT_TIMEOUT" ||
-    code === "UND_ERR_HEADERS_TIMEOUT" ||
-    code === "UND_ERR_BODY_TIMEOUT" ||
-    code === "ETIMEDOUT"
-  );
 }

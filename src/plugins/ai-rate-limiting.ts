@@ -4,6 +4,7 @@ import type { AiRequest } from "../ai/plan.js";
 import type { LlmUsage } from "../ai/usage.js";
 import { type CounterResult, floor2 } from "../ratelimit/counter.js";
 import { LocalFixedWindowCounter } from "../ratelimit/local-fixed.js";
+import { localPolicyOnly, type Quantity, quantity, quantityError, resolveQuantity } from "../ratelimit/quantity.js";
 import type { PluginContext } from "./context.js";
 import type { Plugin, PluginScope, Reply } from "./types.js";
 import { compileVarTemplate, type VarTemplate } from "./vars-template.js";
@@ -73,9 +74,24 @@ export const schema = Type.Object(
 export type AiRateLimitingConfig = Static<typeof schema>;
 
 function check(conf: AiRateLimitingConfig): string | undefined {
-  if (conf.policy !== undefined && conf.policy !== "local") {
-    return `property "policy" validation failed: "${conf.policy}" is not supported by Weir yet; only "local" is`;
-  }
+  const invalid =
+    localPolicyOnly(conf.policy) ??
+    quantityError("limit", conf.limit) ??
+    quantityError("time_window", conf.time_window) ??
+    conf.instances
+      ?.map(
+        (inst, i) =>
+          quantityError(`instances[${i}].limit`, inst.limit) ??
+          quantityError(`instances[${i}].time_window`, inst.time_window),
+      )
+      .find((e) => e !== undefined) ??
+    conf.rules
+      ?.map(
+        (rule, i) =>
+          quantityError(`rules[${i}].count`, rule.count) ?? quantityError(`rules[${i}].time_window`, rule.time_window),
+      )
+      .find((e) => e !== undefined);
+  if (invalid !== undefined) return invalid;
   if (conf.limit_strategy === "expression") {
     if (conf.cost_expr === undefined) return "cost_expr is required when limit_strategy is 'expression'";
     try {
@@ -88,8 +104,6 @@ function check(conf: AiRateLimitingConfig): string | undefined {
 }
 
 // ---- compiled state -----------------------------------------------------------------------------------
-
-type Quantity = number | VarTemplate;
 
 interface Budget {
   /** Counter key (rules add the rendered request key to it). */
@@ -124,16 +138,6 @@ interface Checked {
   limit: number;
   window: number;
   result: CounterResult;
-}
-
-function quantity(v: number | string): Quantity {
-  return typeof v === "number" ? v : compileVarTemplate(v);
-}
-
-function resolve(q: Quantity, ctx: PluginContext): number | undefined {
-  if (typeof q === "number") return q;
-  const n = Number(q.render(ctx));
-  return Number.isInteger(n) && n > 0 ? n : undefined;
 }
 
 function costFunction(conf: AiRateLimitingConfig): (usage: LlmUsage) => number {
@@ -223,8 +227,8 @@ function budgetOf(state: State, instance: string): Budget | undefined {
 }
 
 function look(state: State, ctx: PluginContext, budget: Budget, requestKey?: string): Checked | undefined {
-  const limit = resolve(budget.limit, ctx);
-  const window = resolve(budget.window, ctx);
+  const limit = resolveQuantity(budget.limit, ctx);
+  const window = resolveQuantity(budget.window, ctx);
   if (limit === undefined || window === undefined) return undefined;
   const key = requestKey === undefined ? budget.key : `${budget.key}:${requestKey}`;
   return { budget, key, limit, window, result: state.counter.incoming(key, 0, limit, window) };

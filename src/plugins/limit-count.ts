@@ -3,6 +3,7 @@ import { type Static, Type } from "@sinclair/typebox";
 import { type CounterResult, floor2, type RateLimitCounter } from "../ratelimit/counter.js";
 import { LocalFixedWindowCounter } from "../ratelimit/local-fixed.js";
 import { LocalSlidingWindowCounter } from "../ratelimit/local-sliding.js";
+import { localPolicyOnly, type Quantity, quantity, quantityError, resolveQuantity } from "../ratelimit/quantity.js";
 import type { PluginContext } from "./context.js";
 import type { Plugin, PluginScope, Reply } from "./types.js";
 import { compileVarTemplate, type VarTemplate } from "./vars-template.js";
@@ -50,33 +51,18 @@ export const schema = Type.Object(
 );
 export type LimitCountConfig = Static<typeof schema> & { rules?: unknown };
 
-const MAX_SAFE = Number.MAX_SAFE_INTEGER;
-
 function check(conf: LimitCountConfig): string | undefined {
   if (conf.rules !== undefined) {
     return 'property "rules" is not supported by Weir yet; configure count and time_window';
   }
   if (conf.count === undefined) return 'property "count" is required';
   if (conf.time_window === undefined) return 'property "time_window" is required';
-  for (const field of ["count", "time_window"] as const) {
-    const value = conf[field];
-    if (typeof value !== "string") continue;
-    const template = compileVarTemplate(value);
-    // A string without variables is a number written as a string; APISIX finds out per request, Weir now.
-    if (template.variableCount === 0 && positiveInteger(value) === undefined) {
-      return `property "${field}" validation failed: "${value}" is neither a positive integer nor has a $variable`;
-    }
-  }
-  if (conf.policy !== undefined && conf.policy !== "local") {
-    return `property "policy" validation failed: "${conf.policy}" is not supported by Weir yet; only "local" is`;
-  }
-  return undefined;
+  return (
+    quantityError("count", conf.count) ?? quantityError("time_window", conf.time_window) ?? localPolicyOnly(conf.policy)
+  );
 }
 
 // ---- compiled state -----------------------------------------------------------------------------------
-
-/** A count or time_window: fixed at config time, or a template resolved per request. */
-type Quantity = number | VarTemplate;
 
 interface State {
   counter: RateLimitCounter;
@@ -143,12 +129,6 @@ function compile(conf: LimitCountConfig, scope: PluginScope): State {
   return compileWith(conf, scope);
 }
 
-function quantity(value: number | string): Quantity {
-  if (typeof value === "number") return value;
-  const template = compileVarTemplate(value);
-  return template.variableCount === 0 ? positiveInteger(value)! : template;
-}
-
 function fingerprintOf(conf: LimitCountConfig): string {
   const { _meta, ...rest } = conf as LimitCountConfig & { _meta?: unknown };
   return createHash("sha256").update(stableJson(rest)).digest("base64url").slice(0, 12);
@@ -185,8 +165,10 @@ const RESOLVE_FAILED: Reply = { status: 500 };
 const COUNTER_FAILED: Reply = { status: 500, body: { error_msg: "failed to limit count" } };
 
 function access(state: State, ctx: PluginContext): Reply | Promise<Reply | undefined> | undefined {
-  const limit = resolve(state.count, ctx);
-  const window = resolve(state.timeWindow, ctx);
+  const limit = resolveQuantity(state.count, ctx);
+  const window = resolveQuantity(state.timeWindow, ctx);
+  // A variable that does not hold a positive integer fails the request (or lets it through with
+  // allow_degradation) rather than skipping the limit: a client-controlled variable must not switch it off.
   if (limit === undefined || window === undefined) return state.allowDegradation ? undefined : RESOLVE_FAILED;
   let answer: CounterResult | Promise<CounterResult>;
   try {
@@ -209,21 +191,6 @@ function admit(state: State, ctx: PluginContext, result: CounterResult, limit: n
     ctx.setResponseHeader("X-RateLimit-Reset", String(floor2(result.resetSeconds)));
   }
   return result.allowed ? undefined : state.rejection;
-}
-
-/**
- * A count or time_window for this request. A variable that does not hold a positive integer fails the
- * request (or lets it through with allow_degradation) rather than skipping the limit: a client-controlled
- * variable must not switch limiting off.
- */
-function resolve(q: Quantity, ctx: PluginContext): number | undefined {
-  return typeof q === "number" ? q : positiveInteger(q.render(ctx));
-}
-
-function positiveInteger(text: string): number | undefined {
-  if (text.trim() === "") return undefined;
-  const n = Number(text);
-  return Number.isInteger(n) && n > 0 && n <= MAX_SAFE ? n : undefined;
 }
 
 export const limitCount: Plugin<LimitCountConfig, State> = { name, priority, schema, check, compile, access };

@@ -313,17 +313,19 @@ async function* capped(ctx: RequestContext, limit: number): AsyncGenerator<Buffe
 }
 
 function classify(err: Error): Failure {
+  return isTimeoutError(err) ? Failure.Timeout : Failure.Connect;
+}
+
+/** Whether a failed upstream attempt timed out (connect, headers, body, send) rather than broke. */
+export function isTimeoutError(err: Error): boolean {
   const code = (err as { code?: string }).code;
-  if (
+  return (
     code === "UND_ERR_CONNECT_TIMEOUT" ||
     code === "UND_ERR_HEADERS_TIMEOUT" ||
     code === "UND_ERR_BODY_TIMEOUT" ||
     code === "WEIR_SEND_TIMEOUT" ||
     code === "ETIMEDOUT"
-  ) {
-    return Failure.Timeout;
-  }
-  return Failure.Connect;
+  );
 }
 
 /** Upstream headers as a flat string list, without hop-by-hop fields and the upstream's Server header. */
