@@ -3,7 +3,7 @@ import type { Balancer, BalancerRequest, UpstreamNode } from "../upstream/balanc
 import { createBalancer } from "../upstream/balancers.js";
 import type { AiResult } from "./call.js";
 import type { AiProtocol, JsonObject } from "./protocols.js";
-import { PROVIDERS, type ProviderDef } from "./providers.js";
+import { PROVIDERS, type ProviderDef, UNSUPPORTED_PROVIDERS } from "./providers.js";
 
 /** One model instance (APISIX's ai-proxy-multi `instances[]` item), compiled once per config change. */
 export interface AiInstance extends UpstreamNode {
@@ -97,23 +97,28 @@ export interface TransportConfig {
   ssl_verify?: boolean;
 }
 
-/** Checks what the schema cannot: known provider, usable endpoint. Returns a message naming the field. */
-export function checkInstance(inst: InstanceConfig, field: string): string | undefined {
+/**
+ * Checks what the schema cannot: a provider Weir serves, a usable endpoint. `path` is where the instance
+ * sits in the plugin config ("" for ai-proxy, "instances[2]." for ai-proxy-multi); messages name the field.
+ */
+export function checkInstance(inst: InstanceConfig, path: string): string | undefined {
+  const unsupported = UNSUPPORTED_PROVIDERS.get(inst.provider);
+  if (unsupported !== undefined) return `property "${path}provider" validation failed: ${unsupported}`;
   const provider = PROVIDERS.get(inst.provider);
-  if (provider === undefined) return `${field}.provider: ai provider ${inst.provider} is not supported by Weir`;
+  if (provider === undefined) return `${path}provider: ai provider ${inst.provider} is not supported by Weir`;
   const endpoint = inst.override?.endpoint;
   if (endpoint === undefined) {
-    if (provider.host === undefined) return `${field}.override.endpoint is required for provider ${provider.name}`;
+    if (provider.host === undefined) return `${path}override.endpoint is required for provider ${provider.name}`;
     return undefined;
   }
   let url: URL;
   try {
     url = new URL(endpoint);
   } catch {
-    return `${field}.override.endpoint is not a valid URL: ${endpoint}`;
+    return `${path}override.endpoint is not a valid URL: ${endpoint}`;
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    return `${field}.override.endpoint must be an http or https URL`;
+    return `${path}override.endpoint must be an http or https URL`;
   }
   return undefined;
 }

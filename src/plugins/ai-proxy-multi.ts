@@ -7,10 +7,8 @@ import {
   type FallbackPolicy,
   instanceBalancer,
 } from "../ai/plan.js";
-import { UNSUPPORTED_PROVIDERS } from "../ai/providers.js";
 import { prepareAiRequest } from "../ai/request.js";
 import { instanceSchema, transportFields } from "../ai/schema.js";
-import type { PluginContext } from "./context.js";
 import type { Plugin, PluginScope } from "./types.js";
 
 /**
@@ -68,12 +66,10 @@ function check(conf: AiProxyMultiConfig): string | undefined {
   const seen = new Set<string>();
   for (let i = 0; i < conf.instances.length; i++) {
     const inst = conf.instances[i]!;
-    const field = `property "instances[${i}]"`;
-    if (seen.has(inst.name)) return `${field}.name: duplicate instance name ${inst.name}`;
+    const path = `instances[${i}].`;
+    if (seen.has(inst.name)) return `${path}name: duplicate instance name ${inst.name}`;
     seen.add(inst.name);
-    const unsupported = UNSUPPORTED_PROVIDERS.get(inst.provider);
-    if (unsupported !== undefined) return `${field}.provider validation failed: ${unsupported}`;
-    const err = checkInstance(inst, field);
+    const err = checkInstance(inst, path);
     if (err !== undefined) return err;
   }
   return undefined;
@@ -98,10 +94,6 @@ function compile(conf: AiProxyMultiConfig, scope: PluginScope): AiPlan {
   return buildPlan(instances, conf, instanceBalancer(instances, conf.balancer), fallbackPolicy(conf));
 }
 
-function access(plan: AiPlan, ctx: PluginContext) {
-  return prepareAiRequest(plan, ctx);
-}
-
 export const aiProxyMulti: Plugin<AiProxyMultiConfig, AiPlan> = {
   name,
   priority,
@@ -110,5 +102,5 @@ export const aiProxyMulti: Plugin<AiProxyMultiConfig, AiPlan> = {
   encryptFields: ["instances.*.auth.header.*", "instances.*.auth.query.*"],
   check,
   compile,
-  access,
+  access: prepareAiRequest,
 };

@@ -1,9 +1,7 @@
 import { type Static, Type } from "@sinclair/typebox";
 import { type AiPlan, buildPlan, checkInstance, compileInstance, instanceBalancer } from "../ai/plan.js";
-import { UNSUPPORTED_PROVIDERS } from "../ai/providers.js";
 import { prepareAiRequest } from "../ai/request.js";
 import { authSchema, optionsSchema, overrideSchema, providerSchema, transportFields } from "../ai/schema.js";
-import type { PluginContext } from "./context.js";
 import type { Plugin, PluginScope } from "./types.js";
 
 /**
@@ -28,18 +26,12 @@ export const schema = Type.Object({
 export type AiProxyConfig = Static<typeof schema>;
 
 function check(conf: AiProxyConfig): string | undefined {
-  const unsupported = UNSUPPORTED_PROVIDERS.get(conf.provider);
-  if (unsupported !== undefined) return `property "provider" validation failed: ${unsupported}`;
-  return checkInstance({ ...conf, name: name, weight: 1 }, "property");
+  return checkInstance({ ...conf, name, weight: 1 }, "");
 }
 
 function compile(conf: AiProxyConfig, scope: PluginScope): AiPlan {
   const instance = compileInstance({ ...conf, name: `ai-proxy-${conf.provider}`, weight: 1 }, conf, scope.upstreams!);
   return buildPlan([instance], conf, instanceBalancer([instance], undefined), undefined);
-}
-
-function access(plan: AiPlan, ctx: PluginContext) {
-  return prepareAiRequest(plan, ctx);
 }
 
 export const aiProxy: Plugin<AiProxyConfig, AiPlan> = {
@@ -50,5 +42,5 @@ export const aiProxy: Plugin<AiProxyConfig, AiPlan> = {
   encryptFields: ["auth.header.*", "auth.query.*"],
   check,
   compile,
-  access,
+  access: prepareAiRequest,
 };
