@@ -119,16 +119,15 @@ describe("ewma over real sockets", () => {
       setTimeout(() => res.end('{"node":"slowing"}'), slowMs),
     );
     try {
-      await gw.admin("PUT", "/apisix/admin/routes/ewma", {
-        uri: "/ewma",
-        upstream: {
-          type: "ewma",
-          nodes: [
-            { host: "127.0.0.1", port: fast.port, weight: 1 },
-            { host: "127.0.0.1", port: slowing.port, weight: 1 },
-          ],
-        },
-      });
+      const nodes = [
+        { host: "127.0.0.1", port: fast.port, weight: 1 },
+        { host: "127.0.0.1", port: slowing.port, weight: 1 },
+      ];
+      // Warm both nodes' pooled connections first: ewma takes a node's first sample as its estimate, so a
+      // cold connect on that sample would stand in for the node's speed for seconds.
+      await gw.admin("PUT", "/apisix/admin/routes/ewma", { uri: "/ewma", upstream: { type: "roundrobin", nodes } });
+      for (let i = 0; i < 10; i++) await fetchBody(`${gw.proxyUrl}/ewma`);
+      await gw.admin("PUT", "/apisix/admin/routes/ewma", { uri: "/ewma", upstream: { type: "ewma", nodes } });
       const run = async (n: number) => {
         const counts: Record<string, number> = { steady: 0, slowing: 0 };
         for (let i = 0; i < n; i++) counts[(await fetchBody(`${gw.proxyUrl}/ewma`)).body.node as string]!++;
@@ -137,7 +136,11 @@ describe("ewma over real sockets", () => {
       const before = await run(40);
       assert.ok(before.slowing! >= 24, `the faster node serves most: ${JSON.stringify(before)}`);
       slowMs = 50;
-      await run(60); // the estimate adapts
+      // The estimate moves with wall time (10 s decay), not with a request count: the slowing node's
+      // average passes the steady one's about 4 s after the change whatever the request rate, so the
+      // adaptation phase is timed (8 s), not counted, and a loaded machine cannot cut it short.
+      const adaptUntil = performance.now() + 8000;
+      for (let i = 0; i < 1000 && performance.now() < adaptUntil; i++) await fetchBody(`${gw.proxyUrl}/ewma`);
       const afterShift = await run(100);
       // APISIX's EWMA (10 s decay) moves gradually: most traffic leaves, a trickle keeps probing it.
       assert.ok(afterShift.slowing! <= 35, `the slow node got ${afterShift.slowing} of 100`);
