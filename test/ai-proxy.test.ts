@@ -14,14 +14,19 @@ import { startTestGateway, type TestGateway } from "./helpers/gateway.js";
 const run = promisify(execFile);
 const logPath = join(mkdtempSync(join(tmpdir(), "weir-ai-log-")), "access.log");
 
-/** The last `n` lines of the access log, waiting for the buffered writes to land. */
-async function accessLogLines(n: number): Promise<string[]> {
-  for (let i = 0; i < 100; i++) {
-    const lines = readFileSync(logPath, "utf8").trim().split("\n");
-    if (lines.length >= n && lines.at(-1)!.includes("llm_usage_estimated=")) return lines.slice(-n);
+/**
+ * The access log line of the request sent with user agent `agent`. A line is written when its response has
+ * finished, which can be after the client already has the answer, so wait for it to land.
+ */
+async function accessLogLineOf(agent: string): Promise<string> {
+  for (let i = 0; i < 250; i++) {
+    const line = readFileSync(logPath, "utf8")
+      .split("\n")
+      .find((l) => l.includes(`"${agent}"`));
+    if (line !== undefined) return line;
     await new Promise((r) => setTimeout(r, 20));
   }
-  throw new Error("access log lines did not appear");
+  throw new Error(`no access log line for user agent ${agent}`);
 }
 const KEY_A = "sk-sim-instance-a-0123456789";
 const KEY_B = "sk-sim-instance-b-0123456789";
@@ -292,12 +297,19 @@ describe("AI proxying (ai-proxy, ai-proxy-multi) with the official SDKs", () => 
   });
 
   test("usage is counted in the access log, and estimated with a tokenizer (marked so) when the provider sends none", async () => {
-    await openai.chat.completions.create({ model: "m", messages: [{ role: "user", content: "count me" }] });
+    const asAgent = (agent: string) => ({ headers: { "user-agent": agent } });
+    await openai.chat.completions.create(
+      { model: "m", messages: [{ role: "user", content: "count me" }] },
+      asAgent("usage-reported"),
+    );
     simA.behave({ usage: "omit" });
-    const res = await openai.chat.completions.create({ model: "m", messages: [{ role: "user", content: "count me" }] });
+    const res = await openai.chat.completions.create(
+      { model: "m", messages: [{ role: "user", content: "count me" }] },
+      asAgent("usage-omitted"),
+    );
     assert.equal(res.usage, undefined);
     const answer = res.choices[0]!.message.content!;
-    const lines = await accessLogLines(2);
+    const lines = [await accessLogLineOf("usage-reported"), await accessLogLineOf("usage-omitted")];
     assert.match(lines[0]!, /ai_instance=ai-proxy-openai-compatible llm_model=gpt-4o-mini llm_prompt_tokens=\d+ /);
     assert.match(lines[0]!, /llm_usage_estimated=false$/);
     assert.match(lines[1]!, new RegExp(`llm_completion_tokens=${countTokens(answer)} `));
