@@ -15,14 +15,6 @@ after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
-
 interface Running {
   child: ChildProcess;
   output: () => string;
@@ -35,14 +27,15 @@ interface Running {
 async function startWeir(extraEnv: Record<string, string> = {}, args: string[] = []): Promise<Running> {
   const dataDir = mkdtempSync(join(tmpdir(), "weir-cli-"));
   dirs.push(dataDir);
-  const [proxyPort, adminPort] = [await freePort(), await freePort()];
   const key = "cli-test-key-0123456789";
   const child = spawn(process.execPath, [...CLI, "start", ...args], {
     env: {
       ...process.env,
       WEIR_DATA_DIR: dataDir,
-      WEIR_PROXY_LISTEN: `127.0.0.1:${proxyPort}`,
-      WEIR_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
+      // port 0 and the bound ports read back from the startup lines: a port probed free and handed over
+      // can be taken by a parallel test before the child binds it
+      WEIR_PROXY_LISTEN: "127.0.0.1:0",
+      WEIR_ADMIN_LISTEN: "127.0.0.1:0",
       WEIR_CONTROL_LISTEN: "127.0.0.1:0",
       WEIR_ADMIN_KEY: key,
       WEIR_ACCESS_LOG: "off",
@@ -59,6 +52,9 @@ async function startWeir(extraEnv: Record<string, string> = {}, args: string[] =
     await new Promise((r) => setTimeout(r, 100));
   }
   assert.match(out, /Admin API listening/, out);
+  const proxyPort = /proxy listening on 127\.0\.0\.1:(\d+)/.exec(out)?.[1];
+  const adminPort = /Admin API listening on 127\.0\.0\.1:(\d+)/.exec(out)?.[1];
+  assert.ok(proxyPort !== undefined && adminPort !== undefined, out);
   return {
     child,
     output: () => out,
