@@ -114,6 +114,26 @@ describe("ai-rate-limiting: token budgets, checked before and debited after", ()
     assert.equal(simA.requests.length, 2, "the refused request never reached the model");
   });
 
+  test("an edit elsewhere on the route keeps the budget spent; an edit of the budget itself starts afresh", async () => {
+    const route = (desc: string, limit: number) => ({
+      uri: "/edited/v1/chat/completions",
+      desc,
+      plugins: {
+        "ai-proxy": { provider: "openai-compatible", auth: instance("x", simA).auth, override: { endpoint: simA.url } },
+        "ai-rate-limiting": { limit, time_window: 60 },
+      },
+    });
+    await put("/apisix/admin/routes/edited-budget", route("first", 30));
+    const c = client("/edited");
+    await ask(c); // about 40 tokens: over the 30 budget
+    await assert.rejects(ask(c), (err: ApiError) => err.status === 503);
+    await put("/apisix/admin/routes/edited-budget", route("renamed", 30));
+    await assert.rejects(ask(c), (err: ApiError) => err.status === 503, "the route's edit did not refill the budget");
+    await put("/apisix/admin/routes/edited-budget", route("renamed", 1000));
+    const fresh = await ask(c);
+    assert.equal(fresh.response.headers.get("x-ai-ratelimit-remaining-ai-proxy-openai-compatible"), "1000");
+  });
+
   test("rules keyed by $consumer_name give every consumer its own budget", async () => {
     const alice = client("/consumer", { apikey: "alice-key-0001" });
     const bob = client("/consumer", { apikey: "bob-key-0002" });

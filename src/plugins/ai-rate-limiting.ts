@@ -2,6 +2,7 @@ import { type Static, Type } from "@sinclair/typebox";
 import { type CostExpr, compileCostExpr } from "../ai/cost-expr.js";
 import type { AiRequest } from "../ai/plan.js";
 import type { LlmUsage } from "../ai/usage.js";
+import { confVersion } from "../ratelimit/conf-version.js";
 import { type CounterResult, floor2 } from "../ratelimit/counter.js";
 import { LocalFixedWindowCounter } from "../ratelimit/local-fixed.js";
 import { localPolicyOnly, type Quantity, quantity, quantityError, resolveQuantity } from "../ratelimit/quantity.js";
@@ -174,8 +175,13 @@ function usageVariables(u: LlmUsage): Record<string, number> {
   };
 }
 
+// One table for the whole process, as limit-count's: plugin instances come and go with every edit of the
+// route, the budgets spent outlive them.
+let sharedCounter: LocalFixedWindowCounter | undefined;
+
 function compile(conf: AiRateLimitingConfig, scope: PluginScope): State {
-  const where = `${scope.kind}:${scope.id}`;
+  // Whose budget (APISIX's resource key) and which config of it (its plugin-level conf_version).
+  const where = `${scope.kind}:${scope.id.length}:${scope.id}:${confVersion(conf)}`;
   const perInstance = new Map<string, Budget>();
   for (const inst of conf.instances ?? []) {
     perInstance.set(inst.name, {
@@ -201,7 +207,7 @@ function compile(conf: AiRateLimitingConfig, scope: PluginScope): State {
     };
   });
   return {
-    counter: new LocalFixedWindowCounter(),
+    counter: (sharedCounter ??= new LocalFixedWindowCounter()),
     showHeaders: conf.show_limit_quota_header !== false,
     cost: costFunction(conf),
     rules: rules !== undefined && rules.length > 0 ? rules : undefined,
@@ -322,10 +328,6 @@ function log(state: State, ctx: PluginContext): void {
   if (checked !== undefined) state.counter.commit(checked.key, cost, checked.limit, checked.window);
 }
 
-function destroy(state: State): void {
-  state.counter.close();
-}
-
 export const aiRateLimiting: Plugin<AiRateLimitingConfig, State> = {
   name,
   priority,
@@ -333,7 +335,6 @@ export const aiRateLimiting: Plugin<AiRateLimitingConfig, State> = {
   schema,
   check,
   compile,
-  destroy,
   access,
   header_filter,
   log,

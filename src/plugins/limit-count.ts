@@ -1,5 +1,5 @@
-import { createHash } from "node:crypto";
 import { type Static, Type } from "@sinclair/typebox";
+import { confVersion } from "../ratelimit/conf-version.js";
 import { type CounterResult, floor2, type RateLimitCounter } from "../ratelimit/counter.js";
 import { LocalFixedWindowCounter } from "../ratelimit/local-fixed.js";
 import { LocalSlidingWindowCounter } from "../ratelimit/local-sliding.js";
@@ -99,7 +99,7 @@ function localCounter(windowType: "fixed" | "sliding"): RateLimitCounter {
 export function compileWith(conf: LimitCountConfig, scope: PluginScope, options: LimitCountOptions = {}): State {
   const keyType = conf.key_type ?? "var";
   const key = conf.key ?? "remote_addr";
-  const fingerprint = fingerprintOf(conf);
+  const fingerprint = confVersion(conf);
   const code = conf.rejected_code ?? 503;
   let fixedPrefix: string | undefined;
   // Length-prefixed so that no group name and key can be spelled as another group name and key.
@@ -127,19 +127,6 @@ export function compileWith(conf: LimitCountConfig, scope: PluginScope, options:
 
 function compile(conf: LimitCountConfig, scope: PluginScope): State {
   return compileWith(conf, scope);
-}
-
-function fingerprintOf(conf: LimitCountConfig): string {
-  const { _meta, ...rest } = conf as LimitCountConfig & { _meta?: unknown };
-  return createHash("sha256").update(stableJson(rest)).digest("base64url").slice(0, 12);
-}
-
-function stableJson(value: unknown): string {
-  if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null";
-  if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
-  const obj = value as Record<string, unknown>;
-  const keys = Object.keys(obj).sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${stableJson(obj[k])}`).join(",")}}`;
 }
 
 // ---- the request ----------------------------------------------------------------------------------------
