@@ -70,6 +70,14 @@ describe("jwt-auth and hmac-auth over real sockets", () => {
       plugins: { "jwt-auth": { query: "jwt-query", hide_credentials: true } },
       upstream: upstream(),
     });
+    await put("/apisix/admin/routes/jwt-hide-rewritten", {
+      uri: "/hide-rewritten",
+      plugins: {
+        "jwt-auth": { hide_credentials: true },
+        "proxy-rewrite": { uri: "/inner" },
+      },
+      upstream: upstream(),
+    });
     await put("/apisix/admin/routes/hmac-route", { uri: "/get", plugins: { "hmac-auth": {} }, upstream: upstream() });
     await put("/apisix/admin/routes/hmac-body", {
       uri: "/post",
@@ -132,6 +140,10 @@ describe("jwt-auth and hmac-auth over real sockets", () => {
     const res = await get(`/hide?a=1&jwt-query=${token}`);
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.equal(res.body.url, "/hide?a=1");
+    // proxy-rewrite runs after jwt-auth and appends the query: the one jwt-auth left, not the client's
+    const rewritten = await get(`/hide-rewritten?jwt=${token}&a=1`);
+    assert.equal(rewritten.status, 200, JSON.stringify(rewritten.body));
+    assert.equal(rewritten.body.url, "/inner?a=1");
   });
 
   test("consumer config errors are 400s naming the field", async () => {

@@ -35,6 +35,14 @@ describe("key-auth and basic-auth (APISIX doc examples)", () => {
       plugins: { "key-auth": { header: "Authorization", query: "auth", hide_credentials: true } },
       upstream: upstream(),
     });
+    await put("/apisix/admin/routes/key-auth-rewritten", {
+      uri: "/rewritten/*",
+      plugins: {
+        "key-auth": { hide_credentials: true },
+        "proxy-rewrite": { regex_uri: ["^/rewritten/(.*)", "/inner/$1"] },
+      },
+      upstream: upstream(),
+    });
     await put("/apisix/admin/routes/key-auth-anon", {
       uri: "/anon",
       plugins: { "key-auth": { anonymous_consumer: "anonymous", hide_credentials: true } },
@@ -91,6 +99,12 @@ describe("key-auth and basic-auth (APISIX doc examples)", () => {
     assert.equal(query.status, 200);
     assert.equal(query.body.url, "/custom?a=1&b=2");
     assert.equal((await get("/custom", { apikey: "jack-key" })).status, 401, "the default name no longer works");
+  });
+
+  test("key-auth: a hidden query key stays hidden when proxy-rewrite rebuilds the uri from the query", async () => {
+    const res = await get("/rewritten/x?a=1&apikey=jack-key&b=2");
+    assert.equal(res.status, 200);
+    assert.equal(res.body.url, "/inner/x?a=1&b=2");
   });
 
   test("key-auth: anonymous_consumer takes requests without a valid key, credentials stripped", async () => {

@@ -23,8 +23,14 @@ export interface PluginContext {
   readonly method: string;
   /** Request path without query string, normalized like nginx's `$uri` (decoded, dot segments resolved). */
   readonly path: string;
-  /** Query string without the leading '?', or ''. */
+  /** Query string without the leading '?', or '' (nginx's `$args`: what removeQueryArg left of it). */
   readonly query: string;
+  /**
+   * Drops every `name` argument from the request's query string (`query`, `$args`, `arg_*`) and from the
+   * uri sent upstream, as APISIX's core.request.set_uri_args does: a later plugin that rebuilds the upstream
+   * uri from the query (proxy-rewrite) must not bring a hidden credential back.
+   */
+  removeQueryArg(name: string): void;
   /** The client address (`remote_addr`): the socket peer, or what real-ip set with setRemoteAddr. */
   readonly remoteAddr: string;
   /** The socket peer, whatever real-ip decided (nginx's `$realip_remote_addr`). */

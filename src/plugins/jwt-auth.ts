@@ -156,7 +156,7 @@ function fetchToken(state: State, ctx: PluginContext): string | undefined {
   }
   const arg = ctx.var(state.argVar);
   if (arg !== undefined) {
-    if (state.hideCredentials) ctx.upstreamUri = withoutQueryArg(ctx.upstreamUri, state.queryName);
+    if (state.hideCredentials) ctx.removeQueryArg(state.queryName);
     return arg;
   }
   const cookie = ctx.var(state.cookieVar);
@@ -203,28 +203,6 @@ function rewrite(state: State, ctx: PluginContext): Reply | undefined {
 }
 
 // ---- hiding credentials -----------------------------------------------------------------------------------
-
-/** `uri` without any `name=` argument (by decoded name); other arguments keep their exact spelling. */
-export function withoutQueryArg(uri: string, argName: string): string {
-  const q = uri.indexOf("?");
-  if (q === -1) return uri;
-  const kept = uri
-    .slice(q + 1)
-    .split("&")
-    .filter((part) => {
-      const eq = part.indexOf("=");
-      return decodeArgName(eq === -1 ? part : part.slice(0, eq)) !== argName;
-    });
-  return kept.length === 0 ? uri.slice(0, q) : `${uri.slice(0, q)}?${kept.join("&")}`;
-}
-
-function decodeArgName(raw: string): string {
-  try {
-    return decodeURIComponent(raw.replaceAll("+", " "));
-  } catch {
-    return raw;
-  }
-}
 
 /** A Cookie header without the cookie `cookieName`, the others joined with "; " as APISIX rebuilds it. */
 export function withoutCookie(header: string, cookieName: string): string {

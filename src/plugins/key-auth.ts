@@ -58,7 +58,7 @@ function rewrite(state: State, ctx: PluginContext): PhaseResult {
   if (match !== undefined && ctx.attachConsumer(match.username, match.credentialId)) {
     if (state.hide) {
       if (fromHeader) ctx.removeRequestHeader(state.header);
-      else ctx.upstreamUri = withoutQueryArg(ctx.upstreamUri, state.query);
+      else ctx.removeQueryArg(state.query);
     }
     return undefined;
   }
@@ -67,33 +67,10 @@ function rewrite(state: State, ctx: PluginContext): PhaseResult {
   // An invalid key must not reach the upstream on the anonymous path either; it may be in both places.
   if (state.hide) {
     ctx.removeRequestHeader(state.header);
-    ctx.upstreamUri = withoutQueryArg(ctx.upstreamUri, state.query);
+    ctx.removeQueryArg(state.query);
   }
   if (!ctx.attachConsumer(state.anonymous)) return reject(state, "Invalid user authorization");
   return undefined;
-}
-
-/** `uri` without every `arg` query argument (compared decoded); other arguments keep their raw form. */
-export function withoutQueryArg(uri: string, arg: string): string {
-  const q = uri.indexOf("?");
-  if (q === -1) return uri;
-  const kept = uri
-    .slice(q + 1)
-    .split("&")
-    .filter((pair) => {
-      if (pair === "") return false;
-      const eq = pair.indexOf("=");
-      return decodeArg(eq === -1 ? pair : pair.slice(0, eq)) !== arg;
-    });
-  return kept.length === 0 ? uri.slice(0, q) : `${uri.slice(0, q)}?${kept.join("&")}`;
-}
-
-function decodeArg(s: string): string {
-  try {
-    return decodeURIComponent(s.replaceAll("+", " "));
-  } catch {
-    return s;
-  }
 }
 
 export const keyAuth: Plugin<KeyAuthConfig, State> = {

@@ -3,6 +3,7 @@ import { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { AiRequest } from "../ai/plan.js";
 import type { CredentialMatch, PluginContext } from "./context.js";
+import { queryWithoutArg, uriWithoutArg } from "./query-args.js";
 
 /**
  * A complete PluginContext for unit tests of plugins: a real IncomingMessage, the variables plugins read
@@ -26,7 +27,7 @@ export class TestContext implements PluginContext {
   readonly startTime = performance.now();
   readonly method: string;
   readonly path: string;
-  readonly query: string;
+  query: string;
   remoteAddr: string;
   readonly realRemoteAddr: string;
   /** The port setRemoteAddr was given, if it was called. */
@@ -157,6 +158,11 @@ export class TestContext implements PluginContext {
 
   setVar(name: string, value: string): void {
     this.vars.set(name, value);
+  }
+
+  removeQueryArg(name: string): void {
+    this.query = queryWithoutArg(this.query, name);
+    this.upstreamUri = uriWithoutArg(this.upstreamUri, name);
   }
 
   getRequestHeader(name: string): string | undefined {

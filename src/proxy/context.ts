@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
 import type { AiRequest } from "../ai/plan.js";
 import type { CredentialMatch, PluginContext } from "../plugins/context.js";
+import { queryWithoutArg, uriWithoutArg } from "../plugins/query-args.js";
 import type { UpstreamHandle } from "../plugins/types.js";
 import type { RequestPhases, UpstreamRef } from "./plugin-chain.js";
 import type { CompiledConsumer, CompiledRoute, Snapshot } from "./snapshot.js";
@@ -20,7 +21,8 @@ export class RequestContext implements PluginContext {
   readonly startTime: number;
   readonly method: string;
   readonly path: string;
-  readonly query: string;
+  /** Mutable only through removeQueryArg, as nginx's `$args`. */
+  query: string;
   /** The client address; real-ip may replace it (setRemoteAddr) for every later phase, the log and upstream. */
   remoteAddr: string;
   /** The socket peer, whatever real-ip decided (nginx's `$realip_remote_addr`). */
@@ -207,6 +209,14 @@ export class RequestContext implements PluginContext {
     if (name.startsWith("cookie_")) return this.cookie(name.slice(7));
     if (name.startsWith("post_arg.")) return this.postArg(name.slice(9));
     return undefined;
+  }
+
+  removeQueryArg(name: string): void {
+    const kept = queryWithoutArg(this.query, name);
+    if (kept === this.query) return;
+    this.query = kept;
+    this.queryArgs = undefined;
+    this.upstreamUri = uriWithoutArg(this.upstreamUri, name);
   }
 
   setVar(name: string, value: string): void {
