@@ -15,11 +15,7 @@ describe("ai-proxy-multi: pools of instances, health, protocols, secrets", () =>
   let claude: LlmSimulator;
   let dead: number;
 
-  const put = async (path: string, body: unknown) => {
-    const res = await gw.admin("PUT", path, body);
-    assert.ok(res.status === 200 || res.status === 201, `${path}: ${JSON.stringify(res.body)}`);
-    return res;
-  };
+  const put = (path: string, body: unknown) => gw.put(path, body);
   const instance = (name: string, endpoint: string, extra: Record<string, unknown> = {}) => ({
     name,
     provider: "openai-compatible",

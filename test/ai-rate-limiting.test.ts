@@ -13,10 +13,7 @@ describe("ai-rate-limiting: token budgets, checked before and debited after", ()
   let simA: LlmSimulator;
   let simB: LlmSimulator;
 
-  const put = async (path: string, body: unknown) => {
-    const res = await gw.admin("PUT", path, body);
-    assert.ok(res.status === 200 || res.status === 201, `${path}: ${JSON.stringify(res.body)}`);
-  };
+  const put = (path: string, body: unknown) => gw.put(path, body);
   const instance = (name: string, sim: LlmSimulator) => ({
     name,
     provider: "openai-compatible",

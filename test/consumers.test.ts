@@ -1,27 +1,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { Type } from "@sinclair/typebox";
-import type { Plugin } from "../src/plugins/types.js";
 import { startTestGateway, type TestGateway } from "./helpers/gateway.js";
+import { headerAuth } from "./helpers/header-auth.js";
 import { fetchBody } from "./helpers/http.js";
 import { startUpstream, type TestUpstream } from "./helpers/upstream.js";
 
-/**
- * A minimal auth plugin for this test only (the real ones — key-auth, jwt-auth … — come with the
- * consumer work): it names the consumer in a header. It exercises the mechanism every auth plugin uses.
- */
-const testAuth: Plugin = {
-  name: "test-auth",
-  priority: 2500,
-  type: "auth",
-  schema: Type.Object({}),
-  consumerSchema: Type.Object({ user: Type.String() }),
-  rewrite(_state, ctx) {
-    const user = ctx.getRequestHeader("x-test-user");
-    if (user === undefined || !ctx.attachConsumer(user)) return { status: 401, body: { message: "Invalid user" } };
-    return undefined;
-  },
-};
+const testAuth = headerAuth();
 
 describe("consumers: plugin merging after authentication", () => {
   let gw: TestGateway;

@@ -1,24 +1,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { Type } from "@sinclair/typebox";
-import type { Plugin } from "../src/plugins/types.js";
 import { startTestGateway, type TestGateway } from "./helpers/gateway.js";
+import { headerAuth } from "./helpers/header-auth.js";
 import { fetchBody } from "./helpers/http.js";
 import { startUpstream, type TestUpstream } from "./helpers/upstream.js";
 
-/** Names the consumer in a header (as in consumers.test.ts); real auth plugins attach consumers the same way. */
-const testAuth: Plugin = {
-  name: "test-auth",
-  priority: 2500,
-  type: "auth",
-  schema: Type.Object({}),
-  consumerSchema: Type.Object({ user: Type.String() }),
-  rewrite(_state, ctx) {
-    const user = ctx.getRequestHeader("x-test-user");
-    if (user === undefined || !ctx.attachConsumer(user)) return { status: 401, body: { message: "Invalid user" } };
-    return undefined;
-  },
-};
+const testAuth = headerAuth();
 
 interface Answer {
   status: number;

@@ -4,27 +4,14 @@ import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { Type } from "@sinclair/typebox";
 import { Gateway } from "../src/gateway.js";
 import { pluginRegistry } from "../src/plugins/index.js";
-import type { Plugin } from "../src/plugins/types.js";
 import { startTestGateway, type TestGateway } from "./helpers/gateway.js";
+import { headerAuth } from "./helpers/header-auth.js";
 import { fetchBody } from "./helpers/http.js";
 import { startUpstream, type TestUpstream } from "./helpers/upstream.js";
 
-/** Names the consumer in a header: the mechanism every auth plugin uses, without a real credential check. */
-const testAuth: Plugin = {
-  name: "test-auth",
-  priority: 2500,
-  type: "auth",
-  schema: Type.Object({}),
-  consumerSchema: Type.Object({ user: Type.String() }),
-  rewrite(_state, ctx) {
-    const user = ctx.getRequestHeader("x-test-user");
-    if (user !== undefined && !ctx.attachConsumer(user)) return { status: 401, body: { message: "Invalid user" } };
-    return undefined;
-  },
-};
+const testAuth = headerAuth({ optional: true });
 
 /** Sends one request with raw header lines (repeated names stay separate lines, unlike fetch). */
 function rawGet(url: string, headers: [string, string][]): Promise<{ status: number; body: string }> {

@@ -1,5 +1,5 @@
 import { Type } from "@sinclair/typebox";
-import { DescSchema, IdSchema, LabelsSchema, NameSchema, TimestampSchema } from "../config/schemas/common.js";
+import { ResourceMetaFields } from "../config/schemas/common.js";
 import { isEnvRef, type PluginSecrets, resolveEnvRef } from "../config/secrets.js";
 import { validatePlugins, validateSchema } from "../config/validate.js";
 import type { Plugin } from "../plugins/types.js";
@@ -14,12 +14,7 @@ import { revealedEnvelope } from "./secret-view.js";
 /** schema_def.credential: one auth plugin's config, owned by a consumer. */
 export const CredentialSchema = Type.Object(
   {
-    id: Type.Optional(IdSchema),
-    name: Type.Optional(NameSchema),
-    desc: Type.Optional(DescSchema),
-    labels: Type.Optional(LabelsSchema),
-    create_time: Type.Optional(TimestampSchema),
-    update_time: Type.Optional(TimestampSchema),
+    ...ResourceMetaFields,
     plugins: Type.Optional(Type.Unsafe<Record<string, unknown>>({ type: "object", maxProperties: 1 })),
   },
   { additionalProperties: false },

@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,6 +18,8 @@ export interface TestGateway {
   dataDir: string;
   /** Calls the Admin API with the admin key; returns status and parsed JSON body. */
   admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
+  /** PUTs a resource and fails the test unless the Admin API took it (200 or 201). */
+  put(path: string, body: unknown): Promise<{ status: number; body: any }>;
   /** Resolves once the data plane runs the config the store holds now. */
   settled(): Promise<void>;
   stop(): Promise<void>;
@@ -87,6 +90,11 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
       }
       await tg.settled();
       return { status: res.status, body: parsed };
+    },
+    async put(path, body) {
+      const res = await tg.admin("PUT", path, body);
+      assert.ok(res.status === 200 || res.status === 201, `PUT ${path}: ${res.status} ${JSON.stringify(res.body)}`);
+      return res;
     },
     async settled() {
       const sync = gateway.configSync;

@@ -61,6 +61,16 @@ export const DescSchema = Type.String({ maxLength: 256 });
 /** schema_def.timestamp_def (unix seconds; set by the Admin API). */
 export const TimestampSchema = Type.Integer();
 
+/** The fields every named resource carries; APISIX repeats them in each schema_def. */
+export const ResourceMetaFields = {
+  id: Type.Optional(IdSchema),
+  name: Type.Optional(NameSchema),
+  desc: Type.Optional(DescSchema),
+  labels: Type.Optional(LabelsSchema),
+  create_time: Type.Optional(TimestampSchema),
+  update_time: Type.Optional(TimestampSchema),
+};
+
 const PluginsMap = Type.Record(Type.String(), Type.Object({}, { additionalProperties: true }));
 /**
  * schema_def.plugins_schema is just `{type: "object"}`: each entry is checked against its plugin's own

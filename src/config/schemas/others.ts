@@ -4,8 +4,8 @@ import {
   HostSchema,
   IdSchema,
   LabelsSchema,
-  NameSchema,
   PluginsSchema,
+  ResourceMetaFields,
   TimestampSchema,
   withRequired,
 } from "./common.js";
@@ -14,12 +14,7 @@ import { UpstreamSchema } from "./upstream.js";
 /** schema_def.service. */
 export const ServiceSchema = Type.Object(
   {
-    id: Type.Optional(IdSchema),
-    name: Type.Optional(NameSchema),
-    desc: Type.Optional(DescSchema),
-    labels: Type.Optional(LabelsSchema),
-    create_time: Type.Optional(TimestampSchema),
-    update_time: Type.Optional(TimestampSchema),
+    ...ResourceMetaFields,
 
     plugins: Type.Optional(PluginsSchema),
     upstream: Type.Optional(UpstreamSchema),
@@ -53,12 +48,7 @@ export type ConsumerConfig = Static<typeof ConsumerSchema>;
 export const ConsumerGroupSchema = withRequired(
   Type.Object(
     {
-      id: Type.Optional(IdSchema),
-      name: Type.Optional(NameSchema),
-      desc: Type.Optional(DescSchema),
-      labels: Type.Optional(LabelsSchema),
-      create_time: Type.Optional(TimestampSchema),
-      update_time: Type.Optional(TimestampSchema),
+      ...ResourceMetaFields,
 
       plugins: PluginsSchema,
     },

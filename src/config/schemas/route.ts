@@ -1,15 +1,12 @@
 import { type Static, Type } from "@sinclair/typebox";
 import {
-  DescSchema,
   HostSchema,
   HttpMethodSchema,
   IdSchema,
-  LabelsSchema,
-  NameSchema,
   PluginsSchema,
   RemoteAddrSchema,
+  ResourceMetaFields,
   TimeoutSchema,
-  TimestampSchema,
 } from "./common.js";
 import { UpstreamSchema } from "./upstream.js";
 
@@ -23,12 +20,7 @@ const atMostOne = (a: string, b: string) => ({
 /** schema_def.route, including its cross-field rules (allOf / anyOf / not), as APISIX publishes it. */
 export const RouteSchema = Type.Object(
   {
-    id: Type.Optional(IdSchema),
-    name: Type.Optional(NameSchema),
-    desc: Type.Optional(DescSchema),
-    labels: Type.Optional(LabelsSchema),
-    create_time: Type.Optional(TimestampSchema),
-    update_time: Type.Optional(TimestampSchema),
+    ...ResourceMetaFields,
 
     uri: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
     // APISIX only requires strings here; Weir also bounds each one like `uri`, since an empty path can

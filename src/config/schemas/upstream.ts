@@ -1,15 +1,5 @@
 import { type Static, Type } from "@sinclair/typebox";
-import {
-  DescSchema,
-  HostSchema,
-  HTTP_METHODS,
-  IdSchema,
-  LabelsSchema,
-  NameSchema,
-  StringEnum,
-  TimeoutSchema,
-  TimestampSchema,
-} from "./common.js";
+import { HostSchema, HTTP_METHODS, IdSchema, ResourceMetaFields, StringEnum, TimeoutSchema } from "./common.js";
 
 /** One element of schema_def's array form of `nodes`. Extra keys are allowed, as in APISIX. */
 export const UpstreamNodeSchema = Type.Object({
@@ -126,12 +116,7 @@ export const HASH_ON = ["vars", "header", "cookie", "consumer", "vars_combinatio
 /** The upstream object (schema_def.upstream_schema), standalone or inline in a route/service. */
 export const UpstreamSchema = Type.Object(
   {
-    id: Type.Optional(IdSchema),
-    name: Type.Optional(NameSchema),
-    desc: Type.Optional(DescSchema),
-    labels: Type.Optional(LabelsSchema),
-    create_time: Type.Optional(TimestampSchema),
-    update_time: Type.Optional(TimestampSchema),
+    ...ResourceMetaFields,
 
     nodes: Type.Optional(UpstreamNodesSchema),
     retries: Type.Optional(Type.Integer({ minimum: 0 })),
