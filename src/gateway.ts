@@ -11,6 +11,7 @@ import { ConfigSync } from "./proxy/config-sync.js";
 import { ProxyHandler } from "./proxy/handler.js";
 import { ResponseWriter } from "./proxy/response.js";
 import { validateIp, validateVars } from "./router/index.js";
+import { boundRegexBacktracking } from "./router/regex-limit.js";
 import { createStore } from "./store/index.js";
 import type { ConfigStore } from "./store/types.js";
 import { PoolManager } from "./upstream/pool.js";
@@ -51,6 +52,7 @@ export class Gateway {
     this.store = options.store;
     this.ownsStore = options.store === undefined;
     this.available = options.registry ?? pluginRegistry;
+    boundRegexBacktracking();
   }
 
   get proxyAddresses(): ListenAddress[] {

@@ -1,4 +1,5 @@
 import { type Static, Type } from "@sinclair/typebox";
+import { runsInLinearTime } from "../router/regex-limit.js";
 import { compileRegex } from "../router/vars.js";
 import type { PluginContext } from "./context.js";
 import type { Plugin, Reply } from "./types.js";
@@ -8,10 +9,11 @@ import type { Plugin, Reply } from "./types.js";
  * denylist regex. Regexes are compiled once; each distinct User-Agent is judged once and the verdict kept
  * in a bounded cache, since a fleet of clients sends few distinct values.
  *
- * JavaScript regexes have no backtracking limit (PCRE, which APISIX uses, has one), so a hostile pattern
- * or input could pin the event loop. Two guards: patterns that nest unbounded quantifiers (`(a+)+`, the
- * exponential kind) are refused at config time, and a User-Agent longer than MAX_USER_AGENT is refused
- * without running any regex, which bounds the polynomial kind (`.*.*x`).
+ * JavaScript regexes have no backtracking limit (PCRE, which APISIX uses, has one); the gateway bounds
+ * them with V8's linear-time fallback (router/regex-limit.ts). Two guards remain for what that cannot
+ * cover: patterns that nest unbounded quantifiers (`(a+)+`, the exponential kind) and that engine cannot
+ * run (a backreference, a lookaround, a large counted repeat) are refused at config time, and a User-Agent longer
+ * than MAX_USER_AGENT is refused without running any regex.
  */
 export const name = "ua-restriction";
 export const priority = 2999;
@@ -55,13 +57,15 @@ function check(conf: UaRestrictionConfig): string | undefined {
 }
 
 function ruleError(pattern: string, where: string): string | undefined {
+  let re: RegExp;
   try {
-    compileRegex(pattern, false, where);
+    re = compileRegex(pattern, false, where);
   } catch (err) {
     return (err as Error).message;
   }
-  if (nestsUnboundedQuantifiers(pattern)) {
-    return `${where}: regex "${pattern}" repeats a group that itself repeats without bound; it can backtrack catastrophically`;
+  // The linear-time fallback bounds such a pattern, but only one that engine can run.
+  if (nestsUnboundedQuantifiers(pattern) && !runsInLinearTime(re)) {
+    return `${where}: regex "${pattern}" repeats a group that itself repeats without bound and V8's linear-time engine cannot run it (a backreference, a lookaround, a large counted repeat), so its backtracking cannot be bounded`;
   }
   return undefined;
 }
