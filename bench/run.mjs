@@ -245,6 +245,7 @@ async function main() {
       WEIR_PROXY_LISTEN: `127.0.0.1:${weirPort}`,
       WEIR_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
       WEIR_CONTROL_LISTEN: "127.0.0.1:0",
+      WEIR_METRICS_LISTEN: "127.0.0.1:0",
       WEIR_ADMIN_KEY: key,
       WEIR_DATA_DIR: join(work, "weir-data"),
       WEIR_ACCESS_LOG: "off",

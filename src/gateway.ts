@@ -1,10 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { createAdminHandler } from "./admin/server.js";
 import { loadKeyring, PluginSecrets } from "./config/secrets.js";
 import type { ListenAddress, WeirConfig } from "./config/types.js";
 import { createControlHandler } from "./control/server.js";
 import { type AccessLog, createAccessLog } from "./observability/access-log.js";
+import { createExportHandler } from "./observability/export-server.js";
+import { gatewayMetrics } from "./observability/gateway-metrics.js";
 import { pluginRegistry } from "./plugins/index.js";
 import type { Plugin } from "./plugins/types.js";
 import { ConfigSync } from "./proxy/config-sync.js";
@@ -43,6 +45,9 @@ export class Gateway {
   private proxyServers: Server[] = [];
   private adminServer: Server | undefined;
   private controlServer: Server | undefined;
+  private metricsServer: Server | undefined;
+  /** Data-plane connections for the metrics' nginx_http_current_connections. */
+  private readonly connections = { active: 0, accepted: 0 };
   private adminHandler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   private stopping: Promise<void> | undefined;
 
@@ -57,6 +62,10 @@ export class Gateway {
 
   get proxyAddresses(): ListenAddress[] {
     return this.proxyServers.map((s) => toListen(s.address() as AddressInfo));
+  }
+
+  get metricsAddress(): ListenAddress | undefined {
+    return this.metricsServer === undefined ? undefined : toListen(this.metricsServer.address() as AddressInfo);
   }
 
   get controlAddress(): ListenAddress | undefined {
@@ -115,8 +124,28 @@ export class Gateway {
         this.handler.handle,
       );
       server.on("upgrade", this.handler.upgrade);
+      server.on("connection", this.countConnection);
       await listen(server, address);
       this.proxyServers.push(server);
+    }
+
+    if (config.metrics.enabled) {
+      gatewayMetrics.registry.prefix = config.metrics.prefix;
+      const handler = this.handler;
+      const sync = this.sync;
+      this.metricsServer = createServer(
+        createExportHandler(gatewayMetrics, config.metrics.uri, {
+          connections: () => ({
+            active: this.connections.active,
+            accepted: this.connections.accepted,
+            handled: this.connections.accepted,
+            writing: handler.inFlight,
+          }),
+          requests: () => handler.requestsTotal,
+          checkers: () => sync.health.all(),
+        }),
+      );
+      await listen(this.metricsServer, config.metrics.listen);
     }
 
     if (config.control.enabled) {
@@ -130,6 +159,12 @@ export class Gateway {
       await listen(this.adminServer, config.admin.listen);
     }
   }
+
+  private readonly countConnection = (socket: Socket): void => {
+    this.connections.accepted++;
+    this.connections.active++;
+    socket.once("close", () => this.connections.active--);
+  };
 
   private buildAdminHandler(registry: ReadonlyMap<string, Plugin>) {
     return createAdminHandler({
@@ -173,7 +208,9 @@ export class Gateway {
   }
 
   private async drain(timeoutMs: number): Promise<void> {
-    const others = [this.adminServer, this.controlServer].filter((s): s is Server => s !== undefined);
+    const others = [this.adminServer, this.controlServer, this.metricsServer].filter(
+      (s): s is Server => s !== undefined,
+    );
     const closed = [...this.proxyServers, ...others].map(
       (s) => new Promise<void>((resolve) => s.close(() => resolve())),
     );

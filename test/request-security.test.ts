@@ -180,6 +180,7 @@ describe("request security plugins", () => {
           proxy: { listen: [{ host: "::", port: 0 }] },
           admin: { enabled: false, listen: { host: "127.0.0.1", port: 0 }, keys: [], allow: [] },
           control: { enabled: false, listen: { host: "127.0.0.1", port: 0 } },
+          metrics: { enabled: false, listen: { host: "127.0.0.1", port: 0 }, uri: "/metrics", prefix: "apisix_" },
           store: { provider: "embedded" },
           plugins: [...pluginRegistry.keys()],
           accessLog: { path: null },

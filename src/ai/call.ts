@@ -14,6 +14,8 @@ import { loadTokenizer, tokenizerReady } from "./tokenizer.js";
 import { type StreamTranslation, type Translation, TranslationError, translationFor } from "./translation.js";
 // The OpenAI chat <-> Anthropic messages bridges register themselves on import.
 import "./translate/bridges.js";
+import { gatewayMetrics, nodeOf } from "../observability/gateway-metrics.js";
+import type { CounterSeries } from "../observability/metrics.js";
 import { type LlmUsage, UsageMeter } from "./usage.js";
 
 class AttemptAborted extends Error {
@@ -79,6 +81,8 @@ export class LlmCall implements Dispatcher.DispatchHandler {
   private out: Buffer[] = [];
   private headSent = false;
   private finished = false;
+  /** The llm_active_connections series this call counts on while it runs. */
+  private activeSeries: CounterSeries | undefined = undefined;
   private ttft: number | undefined = undefined;
   private lastFailure: { status: number; message: string } = { status: 502, message: "AI instance unavailable" };
 
@@ -170,6 +174,7 @@ export class LlmCall implements Dispatcher.DispatchHandler {
     ctx.attempts++;
     ctx.upstreamAddr = this.node.key;
     ctx.setVar("ai_instance", inst.name);
+    this.activeSeries ??= gatewayMetrics.llmCallStarted(ctx, nodeOf(this.node.key));
     this.attemptStart = performance.now();
     const timeout = this.ai.plan.timeoutMs;
     try {
@@ -269,6 +274,7 @@ export class LlmCall implements Dispatcher.DispatchHandler {
     this.clearStreamTimer();
     if (this.finished) return;
     this.finished = true;
+    this.ctx.upstreamEndTime = performance.now() - this.ctx.startTime;
     this.ctx.res.off("close", this.onClientClose);
     if (this.streaming) {
       this.parser!.flush(this.onEvent);
@@ -447,6 +453,10 @@ export class LlmCall implements Dispatcher.DispatchHandler {
    * estimate the first time one is needed waits for the tokenizer to load, once per process.
    */
   private settle(answerText: string | undefined, then: () => void): void {
+    if (this.activeSeries !== undefined) {
+      gatewayMetrics.llmCallEnded(this.activeSeries);
+      this.activeSeries = undefined;
+    }
     const meter = this.meter;
     if (meter === undefined || this.instance === undefined || this.status === 0 || this.status >= 400) {
       then();

@@ -40,6 +40,8 @@ async function start(args: string[]): Promise<void> {
   for (const a of gateway.proxyAddresses) log(`Weir ${VERSION} proxy listening on ${a.host}:${a.port}`);
   const admin = gateway.adminAddress;
   const control = gateway.controlAddress;
+  const metrics = gateway.metricsAddress;
+  if (metrics !== undefined) log(`metrics listening on ${metrics.host}:${metrics.port}${config.metrics.uri}`);
   if (control !== undefined) log(`Control API listening on ${control.host}:${control.port}`);
   if (admin !== undefined) log(`Admin API listening on ${admin.host}:${admin.port}`);
   log(`config store: ${config.store.provider} (data dir ${config.dataDir}), config file: ${loaded.source}`);

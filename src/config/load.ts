@@ -45,6 +45,25 @@ const FileSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    plugin_attr: Type.Optional(
+      Type.Object(
+        {
+          prometheus: Type.Optional(
+            Type.Object(
+              {
+                export_uri: Type.Optional(Type.String({ minLength: 1, pattern: "^/" })),
+                metric_prefix: Type.Optional(Type.String({ pattern: "^[a-zA-Z_:][a-zA-Z0-9_:]*$" })),
+                enable_export_server: Type.Optional(Type.Boolean()),
+                export_addr: Type.Optional(Listen),
+              },
+              { additionalProperties: false },
+            ),
+          ),
+        },
+        // Other plugins' attributes (APISIX keeps them all here) are not read by Weir yet.
+        { additionalProperties: true },
+      ),
+    ),
     deployment: Type.Optional(
       Type.Object(
         {
@@ -171,6 +190,13 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     "127.0.0.1",
   );
 
+  const prometheusAttr = fc.plugin_attr?.prometheus;
+  const metricsListen = parseListen(
+    env.WEIR_METRICS_LISTEN ?? prometheusAttr?.export_addr ?? "127.0.0.1:9091",
+    env.WEIR_METRICS_LISTEN ? "WEIR_METRICS_LISTEN" : "plugin_attr.prometheus.export_addr",
+    "127.0.0.1",
+  );
+
   const keys: AdminKey[] = [];
   if (env.WEIR_ADMIN_KEY) keys.push({ name: "admin", key: env.WEIR_ADMIN_KEY, role: "admin" });
   else for (const k of fc.deployment?.admin?.admin_key ?? []) keys.push(k);
@@ -238,6 +264,12 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
         allow: allow ?? [],
       },
       control: { enabled: fc.weir?.enable_control ?? true, listen: controlListen },
+      metrics: {
+        enabled: prometheusAttr?.enable_export_server ?? true,
+        listen: metricsListen,
+        uri: prometheusAttr?.export_uri ?? "/apisix/prometheus/metrics",
+        prefix: prometheusAttr?.metric_prefix ?? "apisix_",
+      },
       store,
       plugins,
       accessLog: { path: accessLog },

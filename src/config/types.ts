@@ -45,6 +45,15 @@ export interface WeirConfig {
     enabled: boolean;
     listen: ListenAddress;
   };
+  /** APISIX's `plugin_attr.prometheus`: the metrics export server. */
+  metrics: {
+    enabled: boolean;
+    listen: ListenAddress;
+    /** Path the metrics are served at. */
+    uri: string;
+    /** Put before every metric name. */
+    prefix: string;
+  };
   store: StoreConfig;
   /** Names of enabled plugins; a route naming another plugin is rejected by the Admin API. */
   plugins: string[];

@@ -18,6 +18,7 @@ import { keyAuth } from "./key-auth.js";
 import { limitConn } from "./limit-conn.js";
 import { limitCount } from "./limit-count.js";
 import { limitReq } from "./limit-req.js";
+import { prometheus } from "./prometheus.js";
 import { proxyMirror } from "./proxy-mirror.js";
 import { proxyRewrite } from "./proxy-rewrite.js";
 import { realIp } from "./real-ip.js";
@@ -65,6 +66,7 @@ const builtins: Plugin[] = [
   trafficSplit,
   redirect,
   responseRewrite,
+  prometheus,
 ];
 
 export const pluginRegistry: ReadonlyMap<string, Plugin> = new Map(builtins.map((p) => [p.name, p]));

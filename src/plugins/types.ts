@@ -53,6 +53,11 @@ export interface Plugin<Conf = any, State = Conf> {
   /** Higher runs first within a phase (APISIX's ordering). */
   priority: number;
   version?: string;
+  /**
+   * APISIX's run_policy "prefer_route": when a global rule and the route both configure the plugin, only
+   * the route's runs (the plugin would otherwise count the request twice).
+   */
+  runPolicy?: "prefer_route";
   /** "auth" plugins identify consumers; others are ordinary. */
   type?: "auth";
   /**

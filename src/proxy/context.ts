@@ -52,6 +52,8 @@ export class RequestContext implements PluginContext {
   attempts = 0;
   /** ms since startTime when the upstream answered with headers (first attempt that did). */
   upstreamHeaderTime = 0;
+  /** ms since startTime when the upstream's answer was complete (nginx's `$upstream_response_time`). */
+  upstreamEndTime = 0;
   bytesSent = 0;
 
   /** Request header changes plugins asked for; applied when the upstream request is built. */
@@ -188,6 +190,19 @@ export class RequestContext implements PluginContext {
         return this.upstreamAddr;
       case "upstream_status":
         return this.upstreamStatuses?.join(", ");
+      case "bytes_sent":
+        return String(this.bytesSent);
+      case "request_length":
+        return String(this.requestLength());
+      case "upstream_response_time":
+        return this.upstreamEndTime > 0 ? (this.upstreamEndTime / 1000).toFixed(3) : undefined;
+      case "response_source":
+        // APISIX's: the upstream answered, or the proxy gave up on it (nginx), or Weir answered itself.
+        return this.upstreamHeaderTime > 0 ? "upstream" : this.attempts > 0 ? "nginx" : "apisix";
+      case "matched_uri":
+        return this.route?.matchedUri;
+      case "matched_host":
+        return this.route?.matchedHost;
       case "status":
         return this.status === 0 ? undefined : String(this.status);
       case "request_time":
@@ -209,6 +224,21 @@ export class RequestContext implements PluginContext {
     if (name.startsWith("cookie_")) return this.cookie(name.slice(7));
     if (name.startsWith("post_arg.")) return this.postArg(name.slice(9));
     return undefined;
+  }
+
+  /**
+   * nginx's `$request_length`: request line, header lines and body, counted from what node:http parsed
+   * (the exact bytes on the wire are not kept; whitespace around header values is not counted).
+   */
+  requestLength(): number {
+    const req = this.req;
+    let n = req.method!.length + (req.url?.length ?? 0) + 12; // "GET /x HTTP/1.1\r\n"
+    const raw = req.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) n += raw[i]!.length + raw[i + 1]!.length + 4;
+    n += 2;
+    if (this.body !== undefined) return n + this.body.length;
+    const length = Number(req.headers["content-length"]);
+    return Number.isFinite(length) && length > 0 ? n + length : n;
   }
 
   removeQueryArg(name: string): void {

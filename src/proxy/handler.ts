@@ -25,6 +25,8 @@ export class ProxyHandler {
   private readonly writer: ResponseWriter;
   private readonly onPluginError: (phase: string, name: string, err: unknown) => void;
   inFlight = 0;
+  /** Client requests since start (the metrics' http_requests_total). */
+  requestsTotal = 0;
 
   constructor(
     snapshots: SnapshotSource,
@@ -38,6 +40,7 @@ export class ProxyHandler {
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
     this.inFlight++;
+    this.requestsTotal++;
     res.once("close", this.onResponseClose);
     const ctx = new RequestContext(req, res, this.snapshots.current);
     if (ctx.snapshot.router.needsBody && hasJsonBody(req)) {
@@ -52,6 +55,7 @@ export class ProxyHandler {
 
   /** HTTP Upgrade requests (WebSocket): same routing and plugins, then a tunnel instead of a request. */
   readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    this.requestsTotal++;
     const res = new ServerResponse(req);
     res.assignSocket(socket as Socket);
     res.shouldKeepAlive = false;

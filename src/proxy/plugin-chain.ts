@@ -261,7 +261,25 @@ export interface RequestPhases {
   readonly log: readonly PluginEntry[];
 }
 
-export function combinePhases(global: PluginChain, route: PluginChain): RequestPhases {
+/** The global rules' chain without the prefer_route plugins that `route` configures itself. */
+function globalFor(global: PluginChain, route: PluginChain): PluginChain {
+  const shadowed = global.names.filter((n) => route.names.includes(n));
+  if (shadowed.length === 0) return global;
+  const keep = (entries: readonly PluginEntry[]) =>
+    entries.filter((e) => e.plugin.runPolicy !== "prefer_route" || !route.names.includes(e.name));
+  return {
+    rewrite: keep(global.rewrite),
+    access: keep(global.access),
+    before_proxy: keep(global.before_proxy),
+    header_filter: keep(global.header_filter),
+    body_filter: keep(global.body_filter),
+    log: keep(global.log),
+    names: global.names,
+  };
+}
+
+export function combinePhases(allGlobal: PluginChain, route: PluginChain): RequestPhases {
+  const global = globalFor(allGlobal, route);
   const steps = (chain: PluginChain, phase: PreProxyPhase): PhaseStep[] =>
     chain[phase].map((entry) => ({ entry, phase }));
   const rewrites = [...steps(global, "rewrite"), ...steps(global, "access"), ...steps(route, "rewrite")];
@@ -285,10 +303,11 @@ export function combinePhases(global: PluginChain, route: PluginChain): RequestP
  * and before_proxy of the merged set. `merged` already has consumer > group > route precedence applied.
  */
 export function combineConsumerPhases(
-  global: PluginChain,
+  allGlobal: PluginChain,
   merged: PluginChain,
   fromConsumer: ReadonlySet<string>,
 ): RequestPhases {
+  const global = globalFor(allGlobal, merged);
   const steps = (chain: PluginChain, phase: PreProxyPhase): PhaseStep[] =>
     chain[phase].map((entry) => ({ entry, phase }));
   const consumerRewrites = merged.rewrite

@@ -42,6 +42,9 @@ export interface CompiledRoute {
   readonly pluginsKey: string;
   /** `enable_websocket` of the route, else of its service. */
   readonly enableWebsocket: boolean;
+  /** The route's uri and host patterns, as the `matched_uri` / `matched_host` metric labels name them. */
+  readonly matchedUri: string;
+  readonly matchedHost: string;
   /** Revisions of the route and everything it merges; equal keys mean an identical compiled route. */
   readonly revisionKey: string;
 }
@@ -242,6 +245,8 @@ export function compileSnapshot(tables: ResourceTables, revision: number, option
             : `upstreams/${upstream.id}@${table("upstreams").get(upstream.id)?.modRevision ?? 0}`,
         );
       }
+      const uris = route.uris ?? (route.uri !== undefined ? [route.uri] : []);
+      const hosts = route.hosts ?? (route.host !== undefined ? [route.host] : service?.hosts);
       const compiled: CompiledRoute = {
         id,
         name: route.name,
@@ -254,16 +259,17 @@ export function compileSnapshot(tables: ResourceTables, revision: number, option
         pluginConfs: merged,
         pluginsKey: cacheKey,
         enableWebsocket: route.enable_websocket ?? service?.enable_websocket ?? false,
+        matchedUri: uris.join(","),
+        matchedHost: hosts?.join(",") ?? "",
         revisionKey: upstreamKey,
       };
       routes.set(id, compiled);
 
-      const hosts = route.hosts ?? (route.host !== undefined ? [route.host] : service?.hosts);
       const remoteAddrs = route.remote_addrs ?? (route.remote_addr !== undefined ? [route.remote_addr] : undefined);
       specs.push({
         id,
         payload: compiled,
-        uris: route.uris ?? (route.uri !== undefined ? [route.uri] : []),
+        uris,
         hosts: hosts?.map((h) => h.toLowerCase()),
         methods: route.methods,
         remoteAddrs,

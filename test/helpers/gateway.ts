@@ -57,6 +57,12 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
       allow: [],
     },
     control: { enabled: true, listen: { host: "127.0.0.1", port: 0 } },
+    metrics: {
+      enabled: true,
+      listen: { host: "127.0.0.1", port: 0 },
+      uri: "/apisix/prometheus/metrics",
+      prefix: "apisix_",
+    },
     store: { provider: "embedded" },
     plugins: options.plugins ?? [...registry.keys()],
     accessLog: { path: options.accessLog ?? null },

@@ -1,0 +1,280 @@
+import { hostname } from "node:os";
+import type { PluginContext } from "../plugins/context.js";
+import { VERSION } from "../version.js";
+import {
+  type CounterSeries,
+  DEFAULT_LATENCY_BUCKETS,
+  DEFAULT_TOKEN_BUCKETS,
+  type HistogramSeries,
+  labelValue,
+  MetricRegistry,
+  observe,
+} from "./metrics.js";
+
+/**
+ * APISIX's prometheus exporter, metric for metric: names, help texts, label names and their order, and
+ * buckets, so dashboards and alerts written for APISIX work on Weir. One registry per process, as APISIX
+ * has one per worker; the prometheus plugin's log phase feeds it, the export server renders it.
+ */
+const BASE = ["route", "service", "consumer", "node", "request_type", "request_llm_model", "llm_model"] as const;
+const LLM_BASE = ["route_id", "service_id", "consumer", "node", "request_type", "request_llm_model", "llm_model"];
+
+export class GatewayMetrics {
+  readonly registry = new MetricRegistry();
+  readonly connections = this.registry.gauge("nginx_http_current_connections", "Number of HTTP connections", ["state"]);
+  readonly requests = this.registry.gauge(
+    "http_requests_total",
+    "The total number of client requests since APISIX started",
+  );
+  readonly nodeInfo = this.registry.gauge("node_info", "Info of APISIX node", ["hostname", "version"]);
+  readonly upstreamStatus = this.registry.gauge("upstream_status", "Upstream status from health check", [
+    "name",
+    "ip",
+    "port",
+  ]);
+  readonly status = this.registry.counter("http_status", "HTTP status codes per service in APISIX", [
+    "code",
+    "route",
+    "matched_uri",
+    "matched_host",
+    "service",
+    "consumer",
+    "node",
+    "request_type",
+    "request_llm_model",
+    "llm_model",
+    "response_source",
+  ]);
+  readonly latency = this.registry.histogram(
+    "http_latency",
+    "HTTP request latency in milliseconds per service in APISIX",
+    ["type", ...BASE],
+    DEFAULT_LATENCY_BUCKETS,
+  );
+  readonly bandwidth = this.registry.counter("bandwidth", "Total bandwidth in bytes consumed per service in APISIX", [
+    "type",
+    ...BASE,
+  ]);
+  readonly llmLatency = this.registry.histogram(
+    "llm_latency",
+    "LLM request latency in milliseconds",
+    ["type", ...LLM_BASE],
+    DEFAULT_LATENCY_BUCKETS,
+  );
+  readonly llmPromptTokens = this.registry.counter("llm_prompt_tokens", "LLM service consumed prompt tokens", LLM_BASE);
+  readonly llmCompletionTokens = this.registry.counter(
+    "llm_completion_tokens",
+    "LLM service consumed completion tokens",
+    LLM_BASE,
+  );
+  readonly llmActiveConnections = this.registry.gauge(
+    "llm_active_connections",
+    "Number of active connections to LLM service",
+    [
+      "route",
+      "route_id",
+      "matched_uri",
+      "matched_host",
+      "service",
+      "service_id",
+      "consumer",
+      "node",
+      "request_type",
+      "request_llm_model",
+      "llm_model",
+    ],
+  );
+  readonly llmPromptTokensDist = this.registry.histogram(
+    "llm_prompt_tokens_dist",
+    "LLM prompt tokens distribution per request",
+    LLM_BASE,
+    DEFAULT_TOKEN_BUCKETS,
+  );
+  readonly llmCompletionTokensDist = this.registry.histogram(
+    "llm_completion_tokens_dist",
+    "LLM completion tokens distribution per request",
+    LLM_BASE,
+    DEFAULT_TOKEN_BUCKETS,
+  );
+
+  /** The series one label set updates, found with one lookup per request instead of one per metric. */
+  private readonly bundles = new Map<string, Bundle>();
+
+  /** The prometheus plugin's log phase: APISIX's http_log. `preferName` labels routes and services by name. */
+  record(ctx: PluginContext, preferName: boolean): void {
+    const routeId = ctx.routeId ?? "";
+    const serviceId = ctx.serviceId ?? "";
+    const route = preferName ? (ctx.var("route_name") ?? routeId) : routeId;
+    const service = preferName && serviceId !== "" ? (ctx.var("service_name") ?? serviceId) : serviceId;
+    const consumer = ctx.consumerName ?? "";
+    const node = nodeOf(ctx.var("upstream_addr"));
+    const requestType = ctx.var("request_type") ?? "traditional_http";
+    const requestModel = labelValue(ctx.var("request_llm_model"));
+    const model = labelValue(ctx.var("llm_model"));
+    const key = `${route}\u0000${service}\u0000${consumer}\u0000${node}\u0000${requestType}\u0000${requestModel}\u0000${model}`;
+    let bundle = this.bundles.get(key);
+    if (bundle === undefined) {
+      bundle = this.bundle([route, service, consumer, node, requestType, requestModel, model]);
+      this.bundles.set(key, bundle);
+    }
+
+    const code = ctx.var("status") ?? "";
+    const source = ctx.var("response_source") ?? "apisix";
+    const statusKey = `${code}\u0000${source}\u0000${ctx.var("matched_uri") ?? ""}\u0000${ctx.var("matched_host") ?? ""}`;
+    let status = bundle.statuses.get(statusKey);
+    if (status === undefined) {
+      const uri = ctx.var("matched_uri") ?? "";
+      const host = ctx.var("matched_host") ?? "";
+      status = this.status.get([
+        code,
+        route,
+        uri,
+        host,
+        service,
+        consumer,
+        node,
+        requestType,
+        requestModel,
+        model,
+        source,
+      ]);
+      bundle.statuses.set(statusKey, status);
+    }
+    status.value++;
+
+    const total = performance.now() - ctx.startTime;
+    const upstreamSeconds = ctx.var("upstream_response_time");
+    const upstream = upstreamSeconds === undefined ? undefined : Number(upstreamSeconds) * 1000;
+    const buckets = this.latency.buckets;
+    observe(bundle.latencyRequest, buckets, total);
+    // Created on first use: a route whose upstream never answered has no upstream latency series at all.
+    if (upstream !== undefined)
+      observe((bundle.latencyUpstream ??= this.latency.get(["upstream", ...bundle.labels])), buckets, upstream);
+    observe(bundle.latencyApisix, buckets, upstream === undefined ? total : Math.max(0, total - upstream));
+    bundle.ingress.value += Number(ctx.var("request_length") ?? 0);
+    bundle.egress.value += Number(ctx.var("bytes_sent") ?? 0);
+
+    if (requestType === "ai_chat" || requestType === "ai_stream") this.recordLlm(ctx, bundle, upstream);
+  }
+
+  private recordLlm(ctx: PluginContext, bundle: Bundle, upstreamMs: number | undefined): void {
+    const llm = (bundle.llm ??= this.llmBundle(bundle.labels));
+    const ttft = Number(ctx.var("llm_time_to_first_token") ?? 0);
+    // As APISIX: error answers carry a time too, but llm_latency measures served responses only.
+    if (ttft > 0 && Number(ctx.var("status") ?? 0) < 400) {
+      observe(llm.latencyTotal, this.llmLatency.buckets, upstreamMs ?? ttft);
+      if (ctx.var("request_type") === "ai_stream")
+        observe((llm.latencyTtft ??= this.llmLatency.get(["ttft", ...bundle.labels])), this.llmLatency.buckets, ttft);
+    }
+    const prompt = Number(ctx.var("llm_prompt_tokens") ?? 0);
+    const completion = Number(ctx.var("llm_completion_tokens") ?? 0);
+    if (prompt > 0) llm.prompt.value += prompt;
+    if (completion > 0) llm.completion.value += completion;
+    observe(llm.promptDist, this.llmPromptTokensDist.buckets, prompt);
+    observe(llm.completionDist, this.llmCompletionTokensDist.buckets, completion);
+  }
+
+  /**
+   * One LLM call in flight (APISIX increments when ai-proxy sends, decrements at the end). The caller keeps
+   * the series and hands it back to llmCallEnded, so the end lands on the series the start counted on even
+   * when the model name is only known from the answer.
+   */
+  llmCallStarted(ctx: PluginContext, node: string): CounterSeries {
+    const series = this.llmActiveConnections.get([
+      ctx.var("route_name") ?? "",
+      ctx.routeId ?? "",
+      ctx.var("matched_uri") ?? "",
+      ctx.var("matched_host") ?? "",
+      ctx.var("service_name") ?? "",
+      ctx.serviceId ?? "",
+      ctx.consumerName ?? "",
+      node,
+      ctx.var("request_type") ?? "",
+      labelValue(ctx.var("request_llm_model")),
+      "",
+    ]);
+    series.value++;
+    return series;
+  }
+
+  llmCallEnded(series: CounterSeries): void {
+    series.value--;
+  }
+
+  /** Sets the gauges that describe the gateway now (node info, connections, requests, health), then renders. */
+  render(snapshot: {
+    connections: { active: number; accepted: number; handled: number; writing: number };
+    requests: number;
+    health: readonly { name: string; nodes: readonly { ip: string; port: number; healthy: boolean }[] }[];
+  }): string {
+    this.nodeInfo.set([hostname(), VERSION], 1);
+    const c = snapshot.connections;
+    this.connections.set(["active"], c.active);
+    this.connections.set(["accepted"], c.accepted);
+    this.connections.set(["handled"], c.handled);
+    this.connections.set(["reading"], 0);
+    this.connections.set(["writing"], c.writing);
+    this.connections.set(["waiting"], Math.max(0, c.active - c.writing));
+    this.requests.set([], snapshot.requests);
+    // Rebuilt from the checkers every scrape: a deleted upstream's nodes must not linger.
+    this.upstreamStatus.reset();
+    for (const checker of snapshot.health)
+      for (const n of checker.nodes) this.upstreamStatus.set([checker.name, n.ip, String(n.port)], n.healthy ? 1 : 0);
+    return this.registry.render();
+  }
+
+  private bundle(labels: string[]): Bundle {
+    return {
+      labels,
+      statuses: new Map(),
+      latencyRequest: this.latency.get(["request", ...labels]),
+      latencyUpstream: undefined,
+      latencyApisix: this.latency.get(["apisix", ...labels]),
+      ingress: this.bandwidth.get(["ingress", ...labels]),
+      egress: this.bandwidth.get(["egress", ...labels]),
+      llm: undefined,
+    };
+  }
+
+  private llmBundle(labels: string[]): LlmBundle {
+    return {
+      latencyTotal: this.llmLatency.get(["total", ...labels]),
+      latencyTtft: undefined,
+      prompt: this.llmPromptTokens.get(labels),
+      completion: this.llmCompletionTokens.get(labels),
+      promptDist: this.llmPromptTokensDist.get(labels),
+      completionDist: this.llmCompletionTokensDist.get(labels),
+    };
+  }
+}
+
+interface Bundle {
+  readonly labels: string[];
+  readonly statuses: Map<string, CounterSeries>;
+  readonly latencyRequest: HistogramSeries;
+  latencyUpstream: HistogramSeries | undefined;
+  readonly latencyApisix: HistogramSeries;
+  readonly ingress: CounterSeries;
+  readonly egress: CounterSeries;
+  llm: LlmBundle | undefined;
+}
+
+interface LlmBundle {
+  readonly latencyTotal: HistogramSeries;
+  latencyTtft: HistogramSeries | undefined;
+  readonly prompt: CounterSeries;
+  readonly completion: CounterSeries;
+  readonly promptDist: HistogramSeries;
+  readonly completionDist: HistogramSeries;
+}
+
+/** The upstream's IP from `upstream_addr` (`ip:port`, `[v6]:port`, or a list after retries: the last). */
+export function nodeOf(addr: string | undefined): string {
+  if (addr === undefined || addr === "") return "";
+  const last = addr.includes(",") ? addr.slice(addr.lastIndexOf(",") + 1).trim() : addr;
+  if (last.startsWith("[")) return last.slice(1, last.indexOf("]"));
+  const colon = last.lastIndexOf(":");
+  return colon === -1 ? last : last.slice(0, colon);
+}
+
+export const gatewayMetrics = new GatewayMetrics();
