@@ -240,6 +240,28 @@ describe("prometheus: APISIX's metrics on the export server", () => {
     assert.equal(other.status, 404);
   });
 
+  test("plugin metadata disabled_labels sends the listed labels as empty; structural labels cannot be disabled", async () => {
+    const meta = await gw.admin("PUT", "/apisix/admin/plugin_metadata/prometheus", {
+      disabled_labels: { http_status: ["matched_uri", "node"], http_latency: ["route"] },
+    });
+    assert.equal(meta.status, 201, JSON.stringify(meta.body));
+    try {
+      assert.equal((await get("/counted/masked")).status, 200);
+      const s = await scrape();
+      const masked = find(s, "apisix_http_status", { route: "counted", code: "200", matched_uri: "", node: "" });
+      assert.equal(masked.length, 1);
+      assert.equal(masked[0]!.value, 1);
+      assert.ok(find(s, "apisix_http_latency_count", { route: "", type: "request", node: "127.0.0.1" }).length > 0);
+      const structural = await gw.admin("PUT", "/apisix/admin/plugin_metadata/prometheus", {
+        disabled_labels: { http_status: ["code"] },
+      });
+      assert.equal(structural.status, 400);
+      assert.match(structural.body.error_msg, /http_status/);
+    } finally {
+      await gw.admin("DELETE", "/apisix/admin/plugin_metadata/prometheus");
+    }
+  });
+
   test("bad plugin config is a 400 that names the field", async () => {
     const res = await gw.admin("PUT", "/apisix/admin/routes/bad-metrics", {
       uri: "/bad",

@@ -7,6 +7,7 @@ import {
   DEFAULT_TOKEN_BUCKETS,
   type HistogramSeries,
   labelValue,
+  type Metric,
   MetricRegistry,
   observe,
 } from "./metrics.js";
@@ -16,8 +17,61 @@ import {
  * buckets, so dashboards and alerts written for APISIX work on Weir. One registry per process, as APISIX
  * has one per worker; the prometheus plugin's log phase feeds it, the export server renders it.
  */
-const BASE = ["route", "service", "consumer", "node", "request_type", "request_llm_model", "llm_model"] as const;
+const BASE = ["route", "service", "consumer", "node", "request_type", "request_llm_model", "llm_model"];
 const LLM_BASE = ["route_id", "service_id", "consumer", "node", "request_type", "request_llm_model", "llm_model"];
+
+/**
+ * The labels of each per-request metric, in order, as APISIX's metric_label_map: what the prometheus
+ * plugin's metadata may switch off (`disabled_labels`) to bound cardinality.
+ */
+export const METRIC_LABELS: Readonly<Record<string, readonly string[]>> = {
+  http_status: [
+    "code",
+    "route",
+    "matched_uri",
+    "matched_host",
+    "service",
+    "consumer",
+    "node",
+    "request_type",
+    "request_llm_model",
+    "llm_model",
+    "response_source",
+  ],
+  http_latency: ["type", ...BASE],
+  bandwidth: ["type", ...BASE],
+  llm_latency: ["type", ...LLM_BASE],
+  llm_prompt_tokens: LLM_BASE,
+  llm_completion_tokens: LLM_BASE,
+  llm_active_connections: [
+    "route",
+    "route_id",
+    "matched_uri",
+    "matched_host",
+    "service",
+    "service_id",
+    "consumer",
+    "node",
+    "request_type",
+    "request_llm_model",
+    "llm_model",
+  ],
+  llm_prompt_tokens_dist: LLM_BASE,
+  llm_completion_tokens_dist: LLM_BASE,
+};
+
+/** Labels that make a series what it is (merging them would mix request and upstream latency). */
+export const STRUCTURAL_LABELS: Readonly<Record<string, readonly string[]>> = {
+  http_status: ["code"],
+  http_latency: ["type"],
+  bandwidth: ["type"],
+  llm_latency: ["type"],
+};
+
+/** The prometheus plugin metadata's shape: `{ disabled_labels: { <metric>: [label, …] } }`. */
+export interface MetricsMetadata {
+  disabled_labels?: Record<string, string[]>;
+}
 
 export class GatewayMetrics {
   readonly registry = new MetricRegistry();
@@ -32,19 +86,11 @@ export class GatewayMetrics {
     "ip",
     "port",
   ]);
-  readonly status = this.registry.counter("http_status", "HTTP status codes per service in APISIX", [
-    "code",
-    "route",
-    "matched_uri",
-    "matched_host",
-    "service",
-    "consumer",
-    "node",
-    "request_type",
-    "request_llm_model",
-    "llm_model",
-    "response_source",
-  ]);
+  readonly status = this.registry.counter(
+    "http_status",
+    "HTTP status codes per service in APISIX",
+    METRIC_LABELS.http_status,
+  );
   readonly latency = this.registry.histogram(
     "http_latency",
     "HTTP request latency in milliseconds per service in APISIX",
@@ -70,19 +116,7 @@ export class GatewayMetrics {
   readonly llmActiveConnections = this.registry.gauge(
     "llm_active_connections",
     "Number of active connections to LLM service",
-    [
-      "route",
-      "route_id",
-      "matched_uri",
-      "matched_host",
-      "service",
-      "service_id",
-      "consumer",
-      "node",
-      "request_type",
-      "request_llm_model",
-      "llm_model",
-    ],
+    METRIC_LABELS.llm_active_connections,
   );
   readonly llmPromptTokensDist = this.registry.histogram(
     "llm_prompt_tokens_dist",
@@ -99,9 +133,37 @@ export class GatewayMetrics {
 
   /** The series one label set updates, found with one lookup per request instead of one per metric. */
   private readonly bundles = new Map<string, Bundle>();
+  /** The metadata the masks were built from, and per metric the label positions it switches off. */
+  private metadata: unknown;
+  private masks = new Map<string, number[]>();
+
+  /** Follows the plugin metadata: when it changes, series are looked up afresh under the new masks. */
+  private applyMetadata(metadata: unknown): void {
+    if (metadata === this.metadata) return;
+    this.metadata = metadata;
+    this.masks = new Map();
+    const disabled = (metadata as MetricsMetadata | undefined)?.disabled_labels ?? {};
+    for (const [metric, labels] of Object.entries(disabled)) {
+      const names = METRIC_LABELS[metric];
+      if (names === undefined) continue;
+      const positions = labels.map((l) => names.indexOf(l)).filter((i) => i >= 0);
+      if (positions.length > 0) this.masks.set(metric, positions);
+    }
+    this.bundles.clear();
+  }
+
+  /** APISIX's get_enabled_label_values_for_metric: a disabled label is sent as "". */
+  private masked(metric: string, values: string[]): string[] {
+    const mask = this.masks.get(metric);
+    if (mask === undefined) return values;
+    const out = values.slice();
+    for (const i of mask) out[i] = "";
+    return out;
+  }
 
   /** The prometheus plugin's log phase: APISIX's http_log. `preferName` labels routes and services by name. */
   record(ctx: PluginContext, preferName: boolean): void {
+    this.applyMetadata(ctx.pluginMetadata("prometheus"));
     const routeId = ctx.routeId ?? "";
     const serviceId = ctx.serviceId ?? "";
     const route = preferName ? (ctx.var("route_name") ?? routeId) : routeId;
@@ -125,7 +187,7 @@ export class GatewayMetrics {
     if (status === undefined) {
       const uri = ctx.var("matched_uri") ?? "";
       const host = ctx.var("matched_host") ?? "";
-      status = this.status.get([
+      status = this.series(this.status, undefined, [
         code,
         route,
         uri,
@@ -149,7 +211,7 @@ export class GatewayMetrics {
     observe(bundle.latencyRequest, buckets, total);
     // Created on first use: a route whose upstream never answered has no upstream latency series at all.
     if (upstream !== undefined)
-      observe((bundle.latencyUpstream ??= this.latency.get(["upstream", ...bundle.labels])), buckets, upstream);
+      observe((bundle.latencyUpstream ??= this.series(this.latency, "upstream", bundle.labels)), buckets, upstream);
     observe(bundle.latencyApisix, buckets, upstream === undefined ? total : Math.max(0, total - upstream));
     bundle.ingress.value += Number(ctx.var("request_length") ?? 0);
     bundle.egress.value += Number(ctx.var("bytes_sent") ?? 0);
@@ -164,7 +226,11 @@ export class GatewayMetrics {
     if (ttft > 0 && Number(ctx.var("status") ?? 0) < 400) {
       observe(llm.latencyTotal, this.llmLatency.buckets, upstreamMs ?? ttft);
       if (ctx.var("request_type") === "ai_stream")
-        observe((llm.latencyTtft ??= this.llmLatency.get(["ttft", ...bundle.labels])), this.llmLatency.buckets, ttft);
+        observe(
+          (llm.latencyTtft ??= this.series(this.llmLatency, "ttft", bundle.labels)),
+          this.llmLatency.buckets,
+          ttft,
+        );
     }
     const prompt = Number(ctx.var("llm_prompt_tokens") ?? 0);
     const completion = Number(ctx.var("llm_completion_tokens") ?? 0);
@@ -180,19 +246,22 @@ export class GatewayMetrics {
    * when the model name is only known from the answer.
    */
   llmCallStarted(ctx: PluginContext, node: string): CounterSeries {
-    const series = this.llmActiveConnections.get([
-      ctx.var("route_name") ?? "",
-      ctx.routeId ?? "",
-      ctx.var("matched_uri") ?? "",
-      ctx.var("matched_host") ?? "",
-      ctx.var("service_name") ?? "",
-      ctx.serviceId ?? "",
-      ctx.consumerName ?? "",
-      node,
-      ctx.var("request_type") ?? "",
-      labelValue(ctx.var("request_llm_model")),
-      "",
-    ]);
+    this.applyMetadata(ctx.pluginMetadata("prometheus"));
+    const series = this.llmActiveConnections.get(
+      this.masked("llm_active_connections", [
+        ctx.var("route_name") ?? "",
+        ctx.routeId ?? "",
+        ctx.var("matched_uri") ?? "",
+        ctx.var("matched_host") ?? "",
+        ctx.var("service_name") ?? "",
+        ctx.serviceId ?? "",
+        ctx.consumerName ?? "",
+        node,
+        ctx.var("request_type") ?? "",
+        labelValue(ctx.var("request_llm_model")),
+        "",
+      ]),
+    );
     series.value++;
     return series;
   }
@@ -223,27 +292,32 @@ export class GatewayMetrics {
     return this.registry.render();
   }
 
+  /** The series of `metric` for `labels`, after the leading `type` when given, with disabled labels blanked. */
+  private series<S>(metric: Metric<S>, type: string | undefined, labels: string[]): S {
+    return metric.get(this.masked(metric.name, type === undefined ? labels : [type, ...labels]));
+  }
+
   private bundle(labels: string[]): Bundle {
     return {
       labels,
       statuses: new Map(),
-      latencyRequest: this.latency.get(["request", ...labels]),
+      latencyRequest: this.series(this.latency, "request", labels),
       latencyUpstream: undefined,
-      latencyApisix: this.latency.get(["apisix", ...labels]),
-      ingress: this.bandwidth.get(["ingress", ...labels]),
-      egress: this.bandwidth.get(["egress", ...labels]),
+      latencyApisix: this.series(this.latency, "apisix", labels),
+      ingress: this.series(this.bandwidth, "ingress", labels),
+      egress: this.series(this.bandwidth, "egress", labels),
       llm: undefined,
     };
   }
 
   private llmBundle(labels: string[]): LlmBundle {
     return {
-      latencyTotal: this.llmLatency.get(["total", ...labels]),
+      latencyTotal: this.series(this.llmLatency, "total", labels),
       latencyTtft: undefined,
-      prompt: this.llmPromptTokens.get(labels),
-      completion: this.llmCompletionTokens.get(labels),
-      promptDist: this.llmPromptTokensDist.get(labels),
-      completionDist: this.llmCompletionTokensDist.get(labels),
+      prompt: this.series(this.llmPromptTokens, undefined, labels),
+      completion: this.series(this.llmCompletionTokens, undefined, labels),
+      promptDist: this.series(this.llmPromptTokensDist, undefined, labels),
+      completionDist: this.series(this.llmCompletionTokensDist, undefined, labels),
     };
   }
 }

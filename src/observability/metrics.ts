@@ -34,7 +34,7 @@ interface Family<S> {
   readonly series: Map<string, { labels: readonly string[]; data: S }>;
 }
 
-abstract class Metric<S> implements Family<S> {
+export abstract class Metric<S> implements Family<S> {
   readonly series = new Map<string, { labels: readonly string[]; data: S }>();
   abstract readonly type: "counter" | "gauge" | "histogram";
 

@@ -1,5 +1,5 @@
 import { type Static, Type } from "@sinclair/typebox";
-import { gatewayMetrics } from "../observability/gateway-metrics.js";
+import { gatewayMetrics, METRIC_LABELS, STRUCTURAL_LABELS } from "../observability/gateway-metrics.js";
 import type { PluginContext } from "./context.js";
 import type { Plugin } from "./types.js";
 
@@ -18,6 +18,32 @@ export const schema = Type.Object({
 });
 export type PrometheusConfig = Static<typeof schema>;
 
+/**
+ * `/apisix/admin/plugin_metadata/prometheus`: `disabled_labels` sends the listed labels of a metric as ""
+ * (for example `request_llm_model`, which clients choose), bounding cardinality. A metric's structural
+ * label (`code`, `type`) cannot be disabled.
+ */
+export const metadataSchema = Type.Object({
+  disabled_labels: Type.Optional(
+    Type.Object(
+      Object.fromEntries(
+        Object.entries(METRIC_LABELS).map(([metric, labels]) => [
+          metric,
+          Type.Optional(
+            Type.Array(
+              Type.Unsafe<string>({
+                type: "string",
+                enum: labels.filter((l) => !(STRUCTURAL_LABELS[metric] ?? []).includes(l)),
+              }),
+            ),
+          ),
+        ]),
+      ),
+      { additionalProperties: false },
+    ),
+  ),
+});
+
 interface State {
   preferName: boolean;
 }
@@ -35,6 +61,7 @@ export const prometheus: Plugin<PrometheusConfig, State> = {
   priority,
   version: "0.2",
   schema,
+  metadataSchema,
   runPolicy: "prefer_route",
   compile,
   log,
