@@ -176,7 +176,7 @@ describe("ai-rate-limiting: token budgets, checked before and debited after", ()
       [{ limit: 10 }, /time_window/],
       [{ limit: 10, time_window: 60, limit_strategy: "expression" }, /cost_expr is required/],
       [{ limit: 10, time_window: 60, limit_strategy: "expression", cost_expr: "os.exit()" }, /invalid cost_expr/],
-      [{ limit: 10, time_window: 60, policy: "redis" }, /policy/],
+      [{ limit: 10, time_window: 60, policy: "redis" }, /redis_host/],
       [{ limit: "ten", time_window: 60 }, /property "limit" validation failed/],
       [{ rules: [{ count: 5, time_window: "soon", key: "$consumer_name" }] }, /rules\[0\]\.time_window/],
     ] as const;

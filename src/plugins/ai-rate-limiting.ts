@@ -3,9 +3,11 @@ import { type CostExpr, compileCostExpr } from "../ai/cost-expr.js";
 import type { AiRequest } from "../ai/plan.js";
 import type { LlmUsage } from "../ai/usage.js";
 import { confVersion } from "../ratelimit/conf-version.js";
-import { type CounterResult, floor2 } from "../ratelimit/counter.js";
+import { type CounterResult, floor2, type MaybePromise, type RateLimitCounter } from "../ratelimit/counter.js";
 import { LocalFixedWindowCounter } from "../ratelimit/local-fixed.js";
-import { localPolicyOnly, type Quantity, quantity, quantityError, resolveQuantity } from "../ratelimit/quantity.js";
+import { type Quantity, quantity, quantityError, resolveQuantity } from "../ratelimit/quantity.js";
+import { RedisFixedWindowCounter } from "../ratelimit/redis-counters.js";
+import { REDIS_POLICY_SCHEMA, REDIS_SECRET_FIELDS, type RedisPolicyConfig } from "../ratelimit/redis-schema.js";
 import type { PluginContext } from "./context.js";
 import type { Plugin, PluginScope, Reply } from "./types.js";
 import { compileVarTemplate, type VarTemplate } from "./vars-template.js";
@@ -70,13 +72,13 @@ export const schema = Type.Object(
   {
     dependencies: { limit: ["time_window"], time_window: ["limit"] },
     oneOf: [{ anyOf: [{ required: ["limit", "time_window"] }, { required: ["instances"] }] }, { required: ["rules"] }],
+    ...REDIS_POLICY_SCHEMA,
   },
 );
-export type AiRateLimitingConfig = Static<typeof schema>;
+export type AiRateLimitingConfig = Static<typeof schema> & RedisPolicyConfig;
 
 function check(conf: AiRateLimitingConfig): string | undefined {
   const invalid =
-    localPolicyOnly(conf.policy) ??
     quantityError("limit", conf.limit) ??
     quantityError("time_window", conf.time_window) ??
     conf.instances
@@ -121,7 +123,10 @@ interface Rule extends Budget {
 }
 
 interface State {
-  counter: LocalFixedWindowCounter;
+  counter: RateLimitCounter;
+  /** A Redis counter is this instance's lease on a shared connection; the local table is the process's. */
+  ownsCounter: boolean;
+  allowDegradation: boolean;
   showHeaders: boolean;
   cost: (usage: LlmUsage) => number;
   rules: Rule[] | undefined;
@@ -139,6 +144,13 @@ interface Checked {
   limit: number;
   window: number;
   result: CounterResult;
+}
+
+/** A budget looked at, the counter's answer possibly still on its way (Redis). */
+interface Pending extends Omit<Checked, "result"> {
+  /** Where access files it: the instance name, or `rule<i>`. */
+  slot: string;
+  result: MaybePromise<CounterResult>;
 }
 
 function costFunction(conf: AiRateLimitingConfig): (usage: LlmUsage) => number {
@@ -179,6 +191,13 @@ function usageVariables(u: LlmUsage): Record<string, number> {
 // route, the budgets spent outlive them.
 let sharedCounter: LocalFixedWindowCounter | undefined;
 
+/** The local policy's process-wide table, or for a Redis policy this instance's own counter on it. */
+function counterFor(conf: AiRateLimitingConfig): { counter: RateLimitCounter; ownsCounter: boolean } {
+  if (conf.policy === undefined || conf.policy === "local")
+    return { counter: (sharedCounter ??= new LocalFixedWindowCounter()), ownsCounter: false };
+  return { counter: new RedisFixedWindowCounter(conf, "ai-rate-limiting"), ownsCounter: true };
+}
+
 function compile(conf: AiRateLimitingConfig, scope: PluginScope): State {
   // Whose budget (APISIX's resource key) and which config of it (its plugin-level conf_version).
   const where = `${scope.kind}:${scope.id.length}:${scope.id}:${confVersion(conf)}`;
@@ -207,7 +226,8 @@ function compile(conf: AiRateLimitingConfig, scope: PluginScope): State {
     };
   });
   return {
-    counter: (sharedCounter ??= new LocalFixedWindowCounter()),
+    ...counterFor(conf),
+    allowDegradation: conf.allow_degradation === true,
     showHeaders: conf.show_limit_quota_header !== false,
     cost: costFunction(conf),
     rules: rules !== undefined && rules.length > 0 ? rules : undefined,
@@ -232,12 +252,18 @@ function budgetOf(state: State, instance: string): Budget | undefined {
   };
 }
 
-function look(state: State, ctx: PluginContext, budget: Budget, requestKey?: string): Checked | undefined {
+function look(
+  state: State,
+  ctx: PluginContext,
+  slot: string,
+  budget: Budget,
+  requestKey?: string,
+): Pending | undefined {
   const limit = resolveQuantity(budget.limit, ctx);
   const window = resolveQuantity(budget.window, ctx);
   if (limit === undefined || window === undefined) return undefined;
   const key = requestKey === undefined ? budget.key : `${budget.key}:${requestKey}`;
-  return { budget, key, limit, window, result: state.counter.incoming(key, 0, limit, window) };
+  return { slot, budget, key, limit, window, result: state.counter.incoming(key, 0, limit, window) };
 }
 
 function headersOf(checked: Checked): Record<string, string> {
@@ -267,34 +293,64 @@ function seenOf(ctx: PluginContext, state: State): Seen {
   return seen;
 }
 
-function access(state: State, ctx: PluginContext): Reply | undefined {
+const COUNTER_FAILED: Reply = { status: 500, body: { error_msg: "failed to limit count" } };
+
+/** Looks at every budget that applies (all at once, so Redis answers them in one round trip), then decides. */
+function access(state: State, ctx: PluginContext): Reply | Promise<Reply | undefined> | undefined {
   const ai: AiRequest | undefined = ctx.aiRequest;
   if (ai === undefined) return undefined;
-  const seen = seenOf(ctx, state);
+  const pending: Pending[] = [];
   if (state.rules !== undefined) {
     for (let i = 0; i < state.rules.length; i++) {
       const rule = state.rules[i]!;
       const requestKey = rule.requestKey.renderIfResolved(ctx);
       if (requestKey === undefined) continue; // APISIX: a rule whose key is absent does not apply
-      const checked = look(state, ctx, rule, requestKey);
-      if (checked === undefined) continue;
-      seen.set(`rule${i}`, checked);
+      const p = look(state, ctx, `rule${i}`, rule, requestKey);
+      if (p !== undefined) pending.push(p);
+    }
+  } else {
+    for (const inst of ai.plan.instances) {
+      const budget = budgetOf(state, inst.name);
+      const p = budget === undefined ? undefined : look(state, ctx, inst.name, budget);
+      if (p !== undefined) pending.push(p);
+    }
+  }
+  if (!pending.some((p) => p.result instanceof Promise))
+    return decide(state, ctx, ai, pending as (Checked & { slot: string })[]);
+  return Promise.all(pending.map((p) => p.result)).then(
+    (results) =>
+      decide(
+        state,
+        ctx,
+        ai,
+        pending.map((p, i) => ({ ...p, result: results[i]! })),
+      ),
+    () => (state.allowDegradation ? undefined : COUNTER_FAILED),
+  );
+}
+
+function decide(
+  state: State,
+  ctx: PluginContext,
+  ai: AiRequest,
+  checks: (Checked & { slot: string })[],
+): Reply | undefined {
+  const seen = seenOf(ctx, state);
+  if (state.rules !== undefined) {
+    for (const checked of checks) {
+      seen.set(checked.slot, checked);
       if (!checked.result.allowed) return rejection(state, checked);
     }
     return undefined;
   }
   let exhausted = 0;
   let first: Checked | undefined;
-  for (const inst of ai.plan.instances) {
-    const budget = budgetOf(state, inst.name);
-    if (budget === undefined) continue;
-    const checked = look(state, ctx, budget);
-    if (checked === undefined) continue;
-    seen.set(inst.name, checked);
+  for (const checked of checks) {
+    seen.set(checked.slot, checked);
     if (checked.result.allowed) continue;
     exhausted++;
     first ??= checked;
-    (ai.skip ??= new Map()).set(inst.name, rejection(state, checked));
+    (ai.skip ??= new Map()).set(checked.slot, rejection(state, checked));
   }
   // Every instance is over budget: nothing a fallback could do.
   if (first !== undefined && exhausted === ai.plan.instances.length) return rejection(state, first);
@@ -321,11 +377,21 @@ function log(state: State, ctx: PluginContext): void {
   if (cost <= 0) return;
   const seen = seenOf(ctx, state);
   if (state.rules !== undefined) {
-    for (const checked of seen.values()) state.counter.commit(checked.key, cost, checked.limit, checked.window);
+    for (const checked of seen.values()) debit(state, checked, cost);
     return;
   }
   const checked = seen.get(result.instance);
-  if (checked !== undefined) state.counter.commit(checked.key, cost, checked.limit, checked.window);
+  if (checked !== undefined) debit(state, checked, cost);
+}
+
+/** After the answer nothing can be refused any more: a debit Redis could not take is lost, not fatal. */
+function debit(state: State, checked: Checked, cost: number): void {
+  const done = state.counter.commit(checked.key, cost, checked.limit, checked.window);
+  if (done instanceof Promise) done.catch(() => {});
+}
+
+function destroy(state: State): void {
+  if (state.ownsCounter) state.counter.close();
 }
 
 export const aiRateLimiting: Plugin<AiRateLimitingConfig, State> = {
@@ -333,8 +399,10 @@ export const aiRateLimiting: Plugin<AiRateLimitingConfig, State> = {
   priority,
   version: "0.1",
   schema,
+  encryptFields: REDIS_SECRET_FIELDS,
   check,
   compile,
+  destroy,
   access,
   header_filter,
   log,

@@ -68,11 +68,24 @@ test("schema: bad values are refused with a message naming the field", () => {
   );
 });
 
-test("schema: the Redis policies and rules are refused as not supported yet, naming the field", () => {
-  for (const policy of ["redis", "redis-cluster", "redis-sentinel"]) {
-    const err = bad({ count: 1, time_window: 1, policy, redis_host: "127.0.0.1" })!;
-    assert.match(err, new RegExp(`property "policy" validation failed: "${policy}" is not supported by Weir yet`));
-  }
+test("schema: each Redis policy requires its connection fields, as APISIX's; rules are refused as not supported yet", () => {
+  assert.match(bad({ count: 1, time_window: 1, policy: "redis" })!, /property "redis_host" is required/);
+  assert.match(
+    bad({ count: 1, time_window: 1, policy: "redis", redis_host: "redis.internal", redis_port: 0 })!,
+    /redis_port/,
+  );
+  assert.match(
+    bad({ count: 1, time_window: 1, policy: "redis-cluster", redis_cluster_name: "c" })!,
+    /property "redis_cluster_nodes" is required/,
+  );
+  assert.match(
+    bad({ count: 1, time_window: 1, policy: "redis-sentinel", redis_sentinels: [{ host: "127.0.0.1", port: 26379 }] })!,
+    /property "redis_master_name" is required/,
+  );
+  const conf: Record<string, unknown> = { count: 1, time_window: 1, policy: "redis", redis_host: "127.0.0.1" };
+  assert.equal(bad(conf), undefined);
+  assert.equal(conf.redis_port, 6379, "APISIX's defaults are filled in");
+  assert.equal(conf.redis_timeout, 1000);
   assert.match(
     bad({ rules: [{ count: 1, time_window: 1, key: "$remote_addr" }] })!,
     /property "rules" is not supported/,

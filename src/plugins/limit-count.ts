@@ -3,7 +3,9 @@ import { confVersion } from "../ratelimit/conf-version.js";
 import { type CounterResult, floor2, type RateLimitCounter } from "../ratelimit/counter.js";
 import { LocalFixedWindowCounter } from "../ratelimit/local-fixed.js";
 import { LocalSlidingWindowCounter } from "../ratelimit/local-sliding.js";
-import { localPolicyOnly, type Quantity, quantity, quantityError, resolveQuantity } from "../ratelimit/quantity.js";
+import { type Quantity, quantity, quantityError, resolveQuantity } from "../ratelimit/quantity.js";
+import { RedisFixedWindowCounter, RedisSlidingWindowCounter } from "../ratelimit/redis-counters.js";
+import { REDIS_POLICY_SCHEMA, REDIS_SECRET_FIELDS, type RedisPolicyConfig } from "../ratelimit/redis-schema.js";
 import type { PluginContext } from "./context.js";
 import type { Plugin, PluginScope, Reply } from "./types.js";
 import { compileVarTemplate, type VarTemplate } from "./vars-template.js";
@@ -48,8 +50,9 @@ export const schema = Type.Object(
     sync_interval: Type.Optional(Type.Number({ default: -1 })),
   },
   // No additionalProperties: false, as in APISIX: redis_* fields next to policy "local" stay valid.
+  REDIS_POLICY_SCHEMA,
 );
-export type LimitCountConfig = Static<typeof schema> & { rules?: unknown };
+export type LimitCountConfig = Static<typeof schema> & RedisPolicyConfig & { rules?: unknown };
 
 function check(conf: LimitCountConfig): string | undefined {
   if (conf.rules !== undefined) {
@@ -57,15 +60,15 @@ function check(conf: LimitCountConfig): string | undefined {
   }
   if (conf.count === undefined) return 'property "count" is required';
   if (conf.time_window === undefined) return 'property "time_window" is required';
-  return (
-    quantityError("count", conf.count) ?? quantityError("time_window", conf.time_window) ?? localPolicyOnly(conf.policy)
-  );
+  return quantityError("count", conf.count) ?? quantityError("time_window", conf.time_window);
 }
 
 // ---- compiled state -----------------------------------------------------------------------------------
 
 interface State {
   counter: RateLimitCounter;
+  /** A Redis counter belongs to this instance (its lease on the shared connection); the local tables do not. */
+  ownsCounter: boolean;
   count: Quantity;
   timeWindow: Quantity;
   keyType: "var" | "var_combination" | "constant";
@@ -83,6 +86,17 @@ interface State {
 export interface LimitCountOptions {
   /** The counter to use instead of the process-wide local one (tests drive its clock). */
   counter?: RateLimitCounter;
+}
+
+/** The counter a config names: the process-wide local table, or this instance's own Redis counter. */
+function counterFor(conf: LimitCountConfig): { counter: RateLimitCounter; owned: boolean } {
+  const windowType = conf.window_type ?? "fixed";
+  if (conf.policy === undefined || conf.policy === "local") return { counter: localCounter(windowType), owned: false };
+  const counter =
+    windowType === "sliding"
+      ? new RedisSlidingWindowCounter(conf, "limit-count")
+      : new RedisFixedWindowCounter(conf, "limit-count");
+  return { counter, owned: true };
 }
 
 // One table per window type for the whole process, as APISIX's plugin-limit-count shared dict: instances
@@ -108,8 +122,11 @@ export function compileWith(conf: LimitCountConfig, scope: PluginScope, options:
   // A consumer's own limit-count is that consumer's budget (APISIX keys it by conf_type "consumer" and the
   // consumer's name), even when another consumer carries an identical config.
   else if (scope.kind === "consumer") fixedPrefix = `consumer:${scope.id.length}:${scope.id}:${fingerprint}:`;
+  const { counter, owned } =
+    options.counter === undefined ? counterFor(conf) : { counter: options.counter, owned: false };
   return {
-    counter: options.counter ?? localCounter(conf.window_type ?? "fixed"),
+    counter,
+    ownsCounter: owned,
     count: quantity(conf.count!),
     timeWindow: quantity(conf.time_window!),
     keyType,
@@ -180,4 +197,17 @@ function admit(state: State, ctx: PluginContext, result: CounterResult, limit: n
   return result.allowed ? undefined : state.rejection;
 }
 
-export const limitCount: Plugin<LimitCountConfig, State> = { name, priority, schema, check, compile, access };
+function destroy(state: State): void {
+  if (state.ownsCounter) state.counter.close();
+}
+
+export const limitCount: Plugin<LimitCountConfig, State> = {
+  name,
+  priority,
+  schema,
+  encryptFields: REDIS_SECRET_FIELDS,
+  check,
+  compile,
+  destroy,
+  access,
+};

@@ -35,15 +35,9 @@ export class LocalSlidingWindowCounter implements RateLimitCounter {
     const now = this.now();
     const w = this.window(key, now, windowSeconds * 1000);
     const left = w.windowMs - (now % w.windowMs);
-    // APISIX caps the previous window's weight at the limit (a commit() may have overdrawn it).
-    const previous = Math.min(w.previous, limit) * (left / w.windowMs);
-    const estimate = previous + w.current;
-    const allowed = cost === 0 ? estimate < limit : Math.floor(estimate) + cost <= limit;
-    if (allowed) {
-      w.current += cost;
-      return { allowed, remaining: remainingOf(limit, w.current + previous), resetSeconds: ceil2(left / 1000) };
-    }
-    return { allowed, remaining: remainingOf(limit, estimate), resetSeconds: ceil2(retryAfter(w, limit, cost, left)) };
+    const allowed = slidingAdmits(w.current, w.previous, limit, cost, left, w.windowMs);
+    if (allowed) w.current += cost;
+    return slidingResult(allowed, w.current, w.previous, limit, cost, left, w.windowMs);
   }
 
   commit(key: string, cost: number, limit: number, windowSeconds: number): CounterResult {
@@ -51,8 +45,7 @@ export class LocalSlidingWindowCounter implements RateLimitCounter {
     const w = this.window(key, now, windowSeconds * 1000);
     const left = w.windowMs - (now % w.windowMs);
     w.current += cost;
-    const estimate = Math.min(w.previous, limit) * (left / w.windowMs) + w.current;
-    return { allowed: estimate <= limit, remaining: remainingOf(limit, estimate), resetSeconds: ceil2(left / 1000) };
+    return slidingCommitResult(w.current, w.previous, limit, left, w.windowMs);
   }
 
   sweep(now = this.now()): number {
@@ -86,12 +79,67 @@ export class LocalSlidingWindowCounter implements RateLimitCounter {
 }
 
 /**
+ * The sliding estimate's verdict: `previous` weighs in by the share of its window still covered (capped at
+ * the limit, since a commit() may have overdrawn it). Shared with the Redis counter, whose script makes
+ * the same decision atomically.
+ */
+export function slidingAdmits(
+  current: number,
+  previous: number,
+  limit: number,
+  cost: number,
+  leftMs: number,
+  windowMs: number,
+): boolean {
+  const estimate = Math.min(previous, limit) * (leftMs / windowMs) + current;
+  return cost === 0 ? estimate < limit : Math.floor(estimate) + cost <= limit;
+}
+
+/** What incoming() answers, from the counts after the call (`current` includes the cost when admitted). */
+export function slidingResult(
+  allowed: boolean,
+  current: number,
+  previous: number,
+  limit: number,
+  cost: number,
+  leftMs: number,
+  windowMs: number,
+): CounterResult {
+  const estimate = Math.min(previous, limit) * (leftMs / windowMs) + current;
+  if (allowed) return { allowed, remaining: remainingOf(limit, estimate), resetSeconds: ceil2(leftMs / 1000) };
+  return {
+    allowed,
+    remaining: remainingOf(limit, estimate),
+    resetSeconds: ceil2(retryAfter(current, previous, windowMs, limit, cost, leftMs)),
+  };
+}
+
+/** What commit() answers, from the counts after the cost was added. */
+export function slidingCommitResult(
+  current: number,
+  previous: number,
+  limit: number,
+  leftMs: number,
+  windowMs: number,
+): CounterResult {
+  const estimate = Math.min(previous, limit) * (leftMs / windowMs) + current;
+  return { allowed: estimate <= limit, remaining: remainingOf(limit, estimate), resetSeconds: ceil2(leftMs / 1000) };
+}
+
+/**
  * Seconds until the estimate lets `cost` in: with the current window already full, only the next window
  * helps; otherwise the previous window's share shrinks at its rate (APISIX's get_desired_delay).
  */
-function retryAfter(w: SlidingWindow, limit: number, cost: number, leftMs: number): number {
-  const room = limit - w.current - cost + 1;
-  const previousRate = Math.min(w.previous, limit) / w.windowMs;
+function retryAfter(
+  current: number,
+  previous: number,
+  windowMs: number,
+  limit: number,
+  cost: number,
+  leftMs: number,
+): number {
+  const room = limit - current - cost + 1;
+  const previousRate = Math.min(previous, limit) / windowMs;
   if (room <= 0 || previousRate === 0) return leftMs / 1000;
   return Math.max(0, leftMs - room / previousRate) / 1000;
 }

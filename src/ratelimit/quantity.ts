@@ -30,9 +30,3 @@ export function quantity(value: number | string): Quantity {
 export function resolveQuantity(q: Quantity, vars: VarSource): number | undefined {
   return typeof q === "number" ? q : positiveInteger(q.render(vars));
 }
-
-/** Redis-backed policies are APISIX's; until Weir has them a config naming one is refused, not ignored. */
-export function localPolicyOnly(policy: string | undefined): string | undefined {
-  if (policy === undefined || policy === "local") return undefined;
-  return `property "policy" validation failed: "${policy}" is not supported by Weir yet; only "local" is`;
-}

@@ -1,0 +1,187 @@
+import type { CounterResult, RateLimitCounter } from "./counter.js";
+import { slidingCommitResult, slidingResult } from "./local-sliding.js";
+import { acquireRedis, type RedisConnection, type RedisLease } from "./redis-client.js";
+import type { RedisPolicyConfig } from "./redis-schema.js";
+
+/**
+ * The Redis policies (APISIX's redis, redis-cluster, redis-sentinel): the same fixed and sliding windows as
+ * the local counters, kept in Redis so every gateway instance spends one budget. Each call is one script,
+ * so check and spend stay atomic across instances; a call that fails (Redis down, timeout) rejects, and the
+ * plugin's allow_degradation decides.
+ */
+
+// KEYS[1]: the window. ARGV: cost, limit, window ms, "1" to spend unconditionally (commit).
+// Returns {admitted, spent in the window after the call, ms left in the window}.
+const FIXED_SCRIPT = `
+local cost = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local window = tonumber(ARGV[3])
+local commit = ARGV[4] == '1'
+local ttl = redis.call('PTTL', KEYS[1])
+local used = 0
+if ttl > 0 then
+  used = tonumber(redis.call('GET', KEYS[1]) or '0')
+else
+  ttl = window
+end
+local admitted
+if commit then
+  admitted = true
+elseif cost == 0 then
+  admitted = used < limit
+else
+  admitted = used + cost <= limit
+end
+if admitted and cost > 0 then
+  if used == 0 and ttl == window then
+    redis.call('SET', KEYS[1], cost, 'PX', window)
+  else
+    redis.call('INCRBY', KEYS[1], cost)
+  end
+  used = used + cost
+end
+return {admitted and 1 or 0, used, ttl}
+`;
+
+// KEYS[1]: this window, KEYS[2]: the one before (same hash slot). ARGV: cost, limit, ms left in this
+// window, window ms, "1" to spend unconditionally. The verdict is local-sliding's slidingAdmits(), made atomically.
+// Returns {admitted, this window's count after the call, the previous window's count}.
+const SLIDING_SCRIPT = `
+local cost = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local left = tonumber(ARGV[3])
+local window = tonumber(ARGV[4])
+local commit = ARGV[5] == '1'
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local previous = tonumber(redis.call('GET', KEYS[2]) or '0')
+local estimate = math.min(previous, limit) * (left / window) + current
+local admitted
+if commit then
+  admitted = true
+elseif cost == 0 then
+  admitted = estimate < limit
+else
+  admitted = math.floor(estimate) + cost <= limit
+end
+if admitted and cost > 0 then
+  current = redis.call('INCRBY', KEYS[1], cost)
+  redis.call('PEXPIRE', KEYS[1], window * 2 + 1000)
+end
+return {admitted and 1 or 0, current, previous}
+`;
+
+interface ScriptedConnection {
+  weirFixedWindow(key: string, cost: number, limit: number, windowMs: number, commit: string): Promise<number[]>;
+  weirSlidingWindow(
+    current: string,
+    previous: string,
+    cost: number,
+    limit: number,
+    leftMs: number,
+    windowMs: number,
+    commit: string,
+  ): Promise<number[]>;
+}
+
+const scripted = new WeakSet<RedisConnection>();
+
+function withScripts(connection: RedisConnection): ScriptedConnection {
+  if (!scripted.has(connection)) {
+    // EVALSHA with a fallback to EVAL: the script is sent once per connection, not per call.
+    connection.defineCommand("weirFixedWindow", { numberOfKeys: 1, lua: FIXED_SCRIPT });
+    connection.defineCommand("weirSlidingWindow", { numberOfKeys: 2, lua: SLIDING_SCRIPT });
+    scripted.add(connection);
+  }
+  return connection as unknown as ScriptedConnection;
+}
+
+/** Keys in Redis: one namespace for Weir, the plugin's own key in a hash tag so a window's keys share a slot. */
+function redisKey(prefix: string, key: string): string {
+  return `weir:${prefix}:{${key}}`;
+}
+
+export class RedisFixedWindowCounter implements RateLimitCounter {
+  private readonly lease: RedisLease;
+  private readonly redis: ScriptedConnection;
+
+  constructor(
+    conf: RedisPolicyConfig,
+    private readonly prefix: string,
+  ) {
+    this.lease = acquireRedis(conf);
+    this.redis = withScripts(this.lease.connection);
+  }
+
+  incoming(key: string, cost: number, limit: number, windowSeconds: number): Promise<CounterResult> {
+    return this.call(key, cost, limit, windowSeconds, "0");
+  }
+
+  commit(key: string, cost: number, limit: number, windowSeconds: number): Promise<CounterResult> {
+    return this.call(key, cost, limit, windowSeconds, "1");
+  }
+
+  private async call(key: string, cost: number, limit: number, windowSeconds: number, commit: string) {
+    const [admitted, used, ttl] = await this.redis.weirFixedWindow(
+      redisKey(this.prefix, key),
+      cost,
+      limit,
+      Math.round(windowSeconds * 1000),
+      commit,
+    );
+    return {
+      allowed: commit === "1" ? used! <= limit : admitted === 1,
+      remaining: Math.max(0, limit - used!),
+      resetSeconds: ttl! / 1000,
+    };
+  }
+
+  close(): void {
+    this.lease.release();
+  }
+}
+
+export class RedisSlidingWindowCounter implements RateLimitCounter {
+  private readonly lease: RedisLease;
+  private readonly redis: ScriptedConnection;
+
+  constructor(
+    conf: RedisPolicyConfig,
+    private readonly prefix: string,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.lease = acquireRedis(conf);
+    this.redis = withScripts(this.lease.connection);
+  }
+
+  incoming(key: string, cost: number, limit: number, windowSeconds: number): Promise<CounterResult> {
+    return this.call(key, cost, limit, windowSeconds, false);
+  }
+
+  commit(key: string, cost: number, limit: number, windowSeconds: number): Promise<CounterResult> {
+    return this.call(key, cost, limit, windowSeconds, true);
+  }
+
+  private async call(key: string, cost: number, limit: number, windowSeconds: number, commit: boolean) {
+    const windowMs = Math.round(windowSeconds * 1000);
+    // Windows aligned to the epoch on every instance's clock, as the local counter and APISIX's store do.
+    const now = this.now();
+    const id = Math.floor(now / windowMs);
+    const left = windowMs - (now % windowMs);
+    const base = redisKey(this.prefix, key);
+    const [admitted, current, previous] = await this.redis.weirSlidingWindow(
+      `${base}:${windowMs}:${id}`,
+      `${base}:${windowMs}:${id - 1}`,
+      cost,
+      limit,
+      left,
+      windowMs,
+      commit ? "1" : "0",
+    );
+    if (commit) return slidingCommitResult(current!, previous!, limit, left, windowMs);
+    return slidingResult(admitted === 1, current!, previous!, limit, cost, left, windowMs);
+  }
+
+  close(): void {
+    this.lease.release();
+  }
+}
