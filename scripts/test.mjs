@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs every *.test.ts under src/ and test/ with node's own test runner (tsx strips the types).
 // Node 20's --test does not expand globs, so the file list is built here.
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 
@@ -23,6 +23,20 @@ files.sort();
 if (files.length === 0) {
   console.error("no test files matched");
   process.exit(1);
+}
+
+// Real servers some tests start (Debian packages), installed once here rather than by test files running
+// in parallel, which would race for dpkg's lock.
+const debianTools = [["redis-server", "redis-server", /redis/]];
+const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+for (const [command, pkg, needs] of debianTools) {
+  if (!files.some((f) => needs.test(f))) continue;
+  if (spawnSync("sh", ["-c", `command -v ${command}`]).status === 0) continue;
+  console.error(`installing ${pkg} from Debian packages for the tests`);
+  if (spawnSync("apt-get", ["install", "-y", "-qq", pkg], { env, stdio: "ignore" }).status !== 0) {
+    execFileSync("apt-get", ["update", "-qq"], { env, stdio: "inherit" });
+    execFileSync("apt-get", ["install", "-y", "-qq", pkg], { env, stdio: "inherit" });
+  }
 }
 
 const result = spawnSync(
