@@ -79,11 +79,15 @@ export class LocalSlidingWindowCounter implements RateLimitCounter {
 }
 
 /**
- * The sliding estimate's verdict: `previous` weighs in by the share of its window still covered (capped at
- * the limit, since a commit() may have overdrawn it). Shared with the Redis counter, whose script makes
- * the same decision atomically.
+ * The sliding estimate: `previous` weighs in by the share of its window still covered, capped at the limit
+ * since a commit() may have overdrawn it. The Redis counter's script computes the same, atomically.
  */
-export function slidingAdmits(
+function estimateOf(current: number, previous: number, limit: number, leftMs: number, windowMs: number): number {
+  return Math.min(previous, limit) * (leftMs / windowMs) + current;
+}
+
+/** Whether `cost` is admitted (APISIX rejects once the estimate reaches the limit). */
+function slidingAdmits(
   current: number,
   previous: number,
   limit: number,
@@ -91,7 +95,7 @@ export function slidingAdmits(
   leftMs: number,
   windowMs: number,
 ): boolean {
-  const estimate = Math.min(previous, limit) * (leftMs / windowMs) + current;
+  const estimate = estimateOf(current, previous, limit, leftMs, windowMs);
   return cost === 0 ? estimate < limit : Math.floor(estimate) + cost <= limit;
 }
 
@@ -105,7 +109,7 @@ export function slidingResult(
   leftMs: number,
   windowMs: number,
 ): CounterResult {
-  const estimate = Math.min(previous, limit) * (leftMs / windowMs) + current;
+  const estimate = estimateOf(current, previous, limit, leftMs, windowMs);
   if (allowed) return { allowed, remaining: remainingOf(limit, estimate), resetSeconds: ceil2(leftMs / 1000) };
   return {
     allowed,
@@ -122,7 +126,7 @@ export function slidingCommitResult(
   leftMs: number,
   windowMs: number,
 ): CounterResult {
-  const estimate = Math.min(previous, limit) * (leftMs / windowMs) + current;
+  const estimate = estimateOf(current, previous, limit, leftMs, windowMs);
   return { allowed: estimate <= limit, remaining: remainingOf(limit, estimate), resetSeconds: ceil2(leftMs / 1000) };
 }
 
