@@ -90,6 +90,25 @@ describe("Redis policies: one budget across gateway instances", () => {
     assert.equal(answers.filter((s) => s === 503).length, 150);
   });
 
+  test("limit-req: one leaky bucket across both instances: rate + burst admitted at once, the rest refused", async () => {
+    await putBoth("/apisix/admin/routes/bucket", {
+      uri: "/bucket",
+      upstream: upstream(),
+      plugins: {
+        "limit-req": { rate: 1, burst: 3, key: "http_x_client", nodelay: true, rejected_code: 429, ...redisConf() },
+      },
+    });
+    await settledOnB("/bucket", (s) => s !== 404);
+    const client = { "x-client": "one-client" };
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? onA : onB)("/bucket", client).then((r) => r.status)),
+    );
+    // 1 (the empty bucket) + burst 3 within the same second, whichever instance took them.
+    assert.equal(answers.filter((s) => s === 200).length, 4, answers.join(","));
+    assert.equal(answers.filter((s) => s === 429).length, 16);
+    assert.equal((await onA("/bucket", { "x-client": "other-client" })).status, 200, "buckets are per key");
+  });
+
   test("limit-count: the sliding window in Redis admits the quota, then refuses with the time until room", async () => {
     await a.put("/apisix/admin/routes/sliding", {
       uri: "/sliding",

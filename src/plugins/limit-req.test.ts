@@ -20,7 +20,11 @@ function instance(conf: Record<string, unknown>, options: { maxKeys?: number } =
   const err = validatePluginConfig(limitReq, conf, "route");
   assert.equal(err, undefined);
   const clock = { now: 0 };
-  const state = compileWith(conf as LimitReqConfig, scope, { now: () => clock.now, sweepIntervalMs: 0, ...options });
+  const state = compileWith(conf as unknown as LimitReqConfig, scope, {
+    now: () => clock.now,
+    sweepIntervalMs: 0,
+    ...options,
+  });
   const request = (ctx = new TestContext()) => limitReq.access!(state, ctx);
   return { state, clock, request, destroy: () => limitReq.destroy!(state) };
 }
@@ -45,9 +49,11 @@ test("schema: APISIX's defaults are filled in and bounds enforced", () => {
   assert.match(bad({ rate: 1, burst: 1, key: "k", key_type: "header" })!, /"key_type" validation failed: matches none/);
   assert.match(bad({ rate: 1, burst: 1, key: "k", rejected_code: 600 })!, /"rejected_code" validation failed/);
   assert.match(bad({ rate: 1, burst: 1, key: "k", rejected_msg: "" })!, /"rejected_msg" validation failed/);
+  assert.match(bad({ rate: 1, burst: 1, key: "k", policy: "redis" })!, /property "redis_host" is required/);
   assert.match(
-    bad({ rate: 1, burst: 1, key: "k", policy: "redis" })!,
+    bad({ rate: 1, burst: 1, key: "k", policy: "redis-sentinel" })!,
     /property "policy" validation failed: matches none of the enum values/,
+    "limit-req has no Sentinel policy, as in APISIX",
   );
 });
 

@@ -1,5 +1,13 @@
 import { performance } from "node:perf_hooks";
 import { type Static, Type } from "@sinclair/typebox";
+import { confVersion } from "../ratelimit/conf-version.js";
+import { monotonicEpochMs } from "../ratelimit/counter.js";
+import { RedisLeakyBucketStore } from "../ratelimit/redis-counters.js";
+import {
+  REDIS_POLICY_SCHEMA_NO_SENTINEL,
+  REDIS_SECRET_FIELDS,
+  type RedisPolicyConfig,
+} from "../ratelimit/redis-schema.js";
 import type { PluginContext } from "./context.js";
 import type { Plugin, PluginScope, Reply } from "./types.js";
 import { compileVarTemplate, type VarTemplate } from "./vars-template.js";
@@ -7,8 +15,9 @@ import { compileVarTemplate, type VarTemplate } from "./vars-template.js";
 /**
  * limit-req: APISIX's leaky bucket, i.e. lua-resty-limit-traffic's resty.limit.req. A request that finds
  * `excess` requests queued in its key's bucket waits excess/rate seconds; past `burst` it is rejected.
- * Buckets belong to one plugin instance, i.e. to one config revision of the owning route/service/rule,
- * as APISIX keys them by conf version: editing the route starts every key afresh.
+ * Local buckets belong to one plugin instance, i.e. to one config revision of the owning route/service/
+ * rule, as APISIX keys them by conf version: editing the route starts every key afresh. With a Redis
+ * policy the buckets live in Redis, keyed by owner and plugin config, so every gateway instance shares them.
  */
 export const name = "limit-req";
 export const priority = 1001;
@@ -22,9 +31,8 @@ export const schema = Type.Object(
     burst: Type.Number({ minimum: 0 }),
     key: Type.String(),
     key_type: Type.Optional(StringEnum(["var", "var_combination"], "var")),
-    // APISIX also has "redis" and "redis-cluster"; they come with the shared-counter work as further
-    // LeakyBucketStore implementations. Until then a config asking for them fails validation.
-    policy: Type.Optional(StringEnum(["local"], "local")),
+    // APISIX's: limit-req has no Sentinel policy.
+    policy: Type.Optional(StringEnum(["local", "redis", "redis-cluster"], "local")),
     rejected_code: Type.Optional(Type.Integer({ minimum: 200, maximum: 599, default: 503 })),
     rejected_msg: Type.Optional(Type.String({ minLength: 1 })),
     nodelay: Type.Optional(Type.Boolean({ default: false })),
@@ -32,8 +40,9 @@ export const schema = Type.Object(
   },
   // No additionalProperties: false, as in APISIX: configs carrying redis_* fields next to policy "local"
   // are valid there and must stay valid here.
+  REDIS_POLICY_SCHEMA_NO_SENTINEL,
 );
-export type LimitReqConfig = Static<typeof schema>;
+export type LimitReqConfig = Static<typeof schema> & RedisPolicyConfig;
 
 // ---- the bucket ---------------------------------------------------------------------------------------
 
@@ -185,11 +194,18 @@ interface State {
 const STORE_FAILED: Reply = { status: 500 };
 
 /** compile() with the clock and store limits injectable (tests drive time by hand). */
-export function compileWith(conf: LimitReqConfig, _scope: PluginScope, options: LocalStoreOptions = {}): State {
-  const now = options.now ?? performance.now.bind(performance);
+export function compileWith(conf: LimitReqConfig, scope: PluginScope, options: LocalStoreOptions = {}): State {
   const code = conf.rejected_code ?? 503;
+  const redis = conf.policy === "redis" || conf.policy === "redis-cluster";
+  // Redis buckets are drained by every instance's requests: their times must be one clock, the epoch's.
+  const now = options.now ?? (redis ? monotonicEpochMs : performance.now.bind(performance));
   return {
-    store: new LocalLeakyBucketStore(conf.rate, conf.burst, { ...options, now }),
+    store: redis
+      ? scopedStore(
+          new RedisLeakyBucketStore(conf, conf.rate, conf.burst),
+          `${scope.kind}:${scope.id}:${confVersion(conf)}`,
+        )
+      : new LocalLeakyBucketStore(conf.rate, conf.burst, { ...options, now }),
     now,
     keyVar: conf.key,
     keyTemplate: conf.key_type === "var_combination" ? compileVarTemplate(conf.key) : undefined,
@@ -199,6 +215,12 @@ export function compileWith(conf: LimitReqConfig, _scope: PluginScope, options: 
     rejection:
       conf.rejected_msg === undefined ? { status: code } : { status: code, body: { error_msg: conf.rejected_msg } },
   };
+}
+
+/** A store whose keys are prefixed with the budget's owner, so two routes never share a Redis bucket. */
+function scopedStore(store: RedisLeakyBucketStore, owner: string): LeakyBucketStore {
+  const prefix = `${owner.length}:${owner}:`;
+  return { incoming: (key, now) => store.incoming(prefix + key, now), close: () => store.close() };
 }
 
 function compile(conf: LimitReqConfig, scope: PluginScope): State {
@@ -244,4 +266,12 @@ function destroy(state: State): void {
   state.store.close();
 }
 
-export const limitReq: Plugin<LimitReqConfig, State> = { name, priority, schema, compile, destroy, access };
+export const limitReq: Plugin<LimitReqConfig, State> = {
+  name,
+  priority,
+  schema,
+  encryptFields: REDIS_SECRET_FIELDS,
+  compile,
+  destroy,
+  access,
+};

@@ -70,7 +70,28 @@ end
 return {admitted and 1 or 0, current, previous}
 `;
 
+// limit-req's leaky bucket, resty.limit.req's arithmetic as the local store's. KEYS[1]: the bucket (a hash).
+// ARGV: rate and burst (both x1000), now (epoch ms), ttl (s). Returns {admitted, excess before truncation}
+// with the excess as a string so its fraction survives the reply.
+const LEAKY_BUCKET_SCRIPT = `
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'excess', 'last')
+local excess = 0
+if state[1] and state[2] then
+  excess = math.max(tonumber(state[1]) - rate * math.abs(now - tonumber(state[2])) / 1000 + 1000, 0)
+  if excess > burst then
+    return {0, tostring(excess)}
+  end
+end
+redis.call('HSET', KEYS[1], 'excess', math.floor(excess), 'last', now)
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+return {1, tostring(excess)}
+`;
+
 interface ScriptedConnection {
+  weirLeakyBucket(key: string, rate: number, burst: number, now: number, ttl: number): Promise<[number, string]>;
   weirFixedWindow(key: string, cost: number, limit: number, windowMs: number, commit: string): Promise<number[]>;
   weirSlidingWindow(
     current: string,
@@ -90,6 +111,7 @@ function withScripts(connection: RedisConnection): ScriptedConnection {
     // EVALSHA with a fallback to EVAL: the script is sent once per connection, not per call.
     connection.defineCommand("weirFixedWindow", { numberOfKeys: 1, lua: FIXED_SCRIPT });
     connection.defineCommand("weirSlidingWindow", { numberOfKeys: 2, lua: SLIDING_SCRIPT });
+    connection.defineCommand("weirLeakyBucket", { numberOfKeys: 1, lua: LEAKY_BUCKET_SCRIPT });
     scripted.add(connection);
   }
   return connection as unknown as ScriptedConnection;
@@ -179,6 +201,43 @@ export class RedisSlidingWindowCounter implements RateLimitCounter {
     );
     if (commit) return slidingCommitResult(current!, previous!, limit, left, windowMs);
     return slidingResult(admitted === 1, current!, previous!, limit, cost, left, windowMs);
+  }
+
+  close(): void {
+    this.lease.release();
+  }
+}
+
+/**
+ * limit-req's buckets in Redis (APISIX's redis and redis-cluster policies): `incoming` answers the delay in
+ * ms, or -1 (limit-req's REJECTED) past rate + burst, in which case nothing was recorded. Times are epoch
+ * ms so every instance's requests drain the same bucket.
+ */
+export class RedisLeakyBucketStore {
+  private readonly lease: RedisLease;
+  private readonly redis: ScriptedConnection;
+  private readonly rate: number;
+  private readonly burst: number;
+  private readonly ttlSeconds: number;
+
+  constructor(conf: RedisPolicyConfig, rate: number, burst: number) {
+    this.lease = acquireRedis(conf);
+    this.redis = withScripts(this.lease.connection);
+    this.rate = rate * 1000;
+    this.burst = burst * 1000;
+    // A bucket drains fully within (burst + 1) / rate seconds; after that it says nothing a missing one would not.
+    this.ttlSeconds = Math.ceil((burst + 1) / rate) + 1;
+  }
+
+  async incoming(key: string, nowMs: number): Promise<number> {
+    const [admitted, excess] = await this.redis.weirLeakyBucket(
+      redisKey("limit-req", key),
+      this.rate,
+      this.burst,
+      Math.floor(nowMs),
+      this.ttlSeconds,
+    );
+    return admitted === 1 ? (Number(excess) / this.rate) * 1000 : -1;
   }
 
   close(): void {

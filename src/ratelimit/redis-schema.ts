@@ -84,6 +84,9 @@ export const REDIS_POLICY_SCHEMA = whenPolicy(
   whenPolicy("redis-cluster", redisCluster, whenPolicy("redis-sentinel", redisSentinel)),
 );
 
+/** The same for plugins without a Sentinel policy (limit-req, as in APISIX). */
+export const REDIS_POLICY_SCHEMA_NO_SENTINEL = whenPolicy("redis", redis, whenPolicy("redis-cluster", redisCluster));
+
 /** The fields above as a plugin config holds them after validation (defaults filled). */
 export interface RedisPolicyConfig {
   policy?: string;
