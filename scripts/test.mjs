@@ -27,7 +27,11 @@ if (files.length === 0) {
 
 // Real servers some tests start (Debian packages), installed once here rather than by test files running
 // in parallel, which would race for dpkg's lock.
-const debianTools = [["redis-server", "redis-server", /redis/]];
+const debianTools = [
+  ["redis-server", "redis-server", /redis/],
+  ["etcd", "etcd-server", /etcd/],
+  ["etcdctl", "etcd-client", /etcd/],
+];
 const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
 for (const [command, pkg, needs] of debianTools) {
   if (!files.some((f) => needs.test(f))) continue;

@@ -3,6 +3,7 @@ import type { PluginSecrets } from "../config/secrets.js";
 import type { AdminKey } from "../config/types.js";
 import type { Plugin } from "../plugins/types.js";
 import { compileIpMatcher } from "../router/ip.js";
+import { EtcdUnavailableError } from "../store/etcd.js";
 import type { ConfigStore } from "../store/types.js";
 import { checkToken, presentedKey, roleOf } from "./auth.js";
 import { readJsonBody } from "./body.js";
@@ -54,6 +55,9 @@ export function createAdminHandler(options: AdminOptions): (req: IncomingMessage
         req.resume();
         if (err instanceof AdminError) {
           send(res, { status: err.status, body: { error_msg: err.message, ...err.extra } }, API_VERSION);
+        } else if (err instanceof EtcdUnavailableError) {
+          // Nothing was written; the client may retry once etcd is back.
+          send(res, { status: 503, body: { error_msg: `config store unavailable: ${err.message}` } });
         } else {
           send(res, { status: 500, body: { error_msg: `internal error: ${(err as Error)?.message ?? String(err)}` } });
         }

@@ -1,9 +1,11 @@
 import { join } from "node:path";
 import type { StoreConfig } from "../config/types.js";
 import { EmbeddedStore } from "./embedded.js";
+import { EtcdStore } from "./etcd.js";
 import type { ConfigStore } from "./types.js";
 
 export { EmbeddedStore, type EmbeddedStoreOptions } from "./embedded.js";
+export { EtcdStore, type EtcdStoreOptions } from "./etcd.js";
 export { CorruptFileError } from "./frame.js";
 export { DataDirInUseError } from "./lock.js";
 export { MemoryStore } from "./memory.js";
@@ -14,6 +16,12 @@ export function createStore(config: StoreConfig, dataDir: string): ConfigStore {
     case "embedded":
       return new EmbeddedStore({ dir: join(dataDir, "store") });
     case "etcd":
-      throw new Error('etcd provider is not available yet: set the store provider to "embedded" in config.yaml');
+      return new EtcdStore({
+        hosts: config.hosts,
+        prefix: config.prefix,
+        timeoutMs: config.timeoutMs,
+        user: config.user,
+        password: config.password,
+      });
   }
 }

@@ -35,6 +35,8 @@ export interface TestGatewayOptions {
   /** Access log file (absolute path); off by default. */
   accessLog?: string;
   log?: (line: string) => void;
+  /** data_encryption keyring; gateways sharing one etcd need the same to read each other's secrets. */
+  keyring?: string[];
 }
 
 /** A real gateway on 127.0.0.1 with free ports and its own data dir, as a user would run it. */
@@ -66,6 +68,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
     store: { provider: "embedded" },
     plugins: options.plugins ?? [...registry.keys()],
     accessLog: { path: options.accessLog ?? null },
+    ...(options.keyring === undefined ? {} : { dataEncryption: { enabled: true, keyring: options.keyring } }),
     shutdownTimeoutMs: 5_000,
   };
   const logs: string[] = [];
