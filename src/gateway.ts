@@ -14,7 +14,8 @@ import { ProxyHandler } from "./proxy/handler.js";
 import { ResponseWriter } from "./proxy/response.js";
 import { validateIp, validateVars } from "./router/index.js";
 import { boundRegexBacktracking } from "./router/regex-limit.js";
-import { createStore } from "./store/index.js";
+import { createStore, EtcdStore } from "./store/index.js";
+import { RESOURCE_TYPES } from "./store/keys.js";
 import type { ConfigStore } from "./store/types.js";
 import { PoolManager } from "./upstream/pool.js";
 import { VERSION } from "./version.js";
@@ -143,6 +144,7 @@ export class Gateway {
           }),
           requests: () => handler.requestsTotal,
           checkers: () => sync.health.all(),
+          etcd: store instanceof EtcdStore ? () => etcdStatus(store, sync) : undefined,
         }),
       );
       await listen(this.metricsServer, config.metrics.listen);
@@ -229,6 +231,21 @@ export class Gateway {
     await this.accessLog?.close();
     if (this.ownsStore) await this.store?.close();
   }
+}
+
+/** APISIX's etcd gauges: reachability, the global revision, and the newest modifiedIndex per resource type. */
+async function etcdStatus(
+  store: EtcdStore,
+  sync: ConfigSync,
+): Promise<{ reachable: boolean; indexes: Record<string, number> }> {
+  const reachable = await store.ping();
+  const indexes: Record<string, number> = { x_etcd_index: store.revision() };
+  for (const type of RESOURCE_TYPES) {
+    let max = 0;
+    for (const entry of sync.entries(type).values()) if (entry.modRevision > max) max = entry.modRevision;
+    if (max > 0) indexes[type] = max;
+  }
+  return { reachable, indexes };
 }
 
 function enabledPlugins(names: readonly string[], available: ReadonlyMap<string, Plugin>): ReadonlyMap<string, Plugin> {

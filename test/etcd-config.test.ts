@@ -97,8 +97,19 @@ describe("etcd config store: many Weir nodes, one config", () => {
   test("etcd down: the data plane keeps serving the last config, writes get a 503, and both recover", async () => {
     await a.put("/apisix/admin/routes/steady", { uri: "/steady", upstream: upstream() });
     await eventually("b serves /steady", async () => (await status(b.proxy, "/steady")) === 200);
+    const metric = async (name: string) => {
+      const text = await (
+        await fetch(`http://127.0.0.1:${a.gateway.metricsAddress!.port}/apisix/prometheus/metrics`)
+      ).text();
+      const line = text.split("\n").find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+      return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));
+    };
+    assert.equal(await metric("apisix_etcd_reachable"), 1);
+    assert.ok((await metric('apisix_etcd_modify_indexes{key="x_etcd_index"}'))! > 0);
+    assert.ok((await metric('apisix_etcd_modify_indexes{key="routes"}'))! > 0);
     await etcd.stop();
     try {
+      assert.equal(await metric("apisix_etcd_reachable"), 0);
       assert.equal(await status(a.proxyUrl, "/steady"), 200);
       assert.equal(await status(b.proxy, "/steady"), 200);
       const write = await a.admin("PUT", "/apisix/admin/routes/during-outage", { uri: "/x", upstream: upstream() });

@@ -6,6 +6,8 @@ export interface ExportSources {
   connections(): { active: number; accepted: number; handled: number; writing: number };
   requests(): number;
   checkers(): Iterable<HealthChecker>;
+  /** Present when etcd is the config store: asks it now (bounded by its timeout). */
+  etcd?(): Promise<{ reachable: boolean; indexes: Readonly<Record<string, number>> }>;
 }
 
 /**
@@ -17,8 +19,8 @@ export function createExportHandler(
   metrics: GatewayMetrics,
   uri: string,
   sources: ExportSources,
-): (req: IncomingMessage, res: ServerResponse) => void {
-  return (req, res) => {
+): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  return async (req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (path !== uri || (req.method !== "GET" && req.method !== "HEAD")) {
       res.writeHead(404, { "content-type": "application/json" }).end('{"error_msg":"404 Route Not Found"}\n');
@@ -35,7 +37,9 @@ export function createExportHandler(
         })),
       };
     });
-    const body = metrics.render({ connections: sources.connections(), requests: sources.requests(), health });
+    // ping() never throws; a failure here is a bug, answered as one instead of left unhandled.
+    const etcd = await sources.etcd?.().catch(() => undefined);
+    const body = metrics.render({ connections: sources.connections(), requests: sources.requests(), health, etcd });
     res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
     res.end(req.method === "HEAD" ? undefined : body);
   };

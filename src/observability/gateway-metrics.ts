@@ -80,6 +80,11 @@ export class GatewayMetrics {
     "http_requests_total",
     "The total number of client requests since APISIX started",
   );
+  readonly etcdReachable = this.registry.gauge(
+    "etcd_reachable",
+    "Config server etcd reachable from APISIX, 0 is unreachable",
+  );
+  readonly etcdModifyIndexes = this.registry.gauge("etcd_modify_indexes", "Etcd modify index for APISIX keys", ["key"]);
   readonly nodeInfo = this.registry.gauge("node_info", "Info of APISIX node", ["hostname", "version"]);
   readonly upstreamStatus = this.registry.gauge("upstream_status", "Upstream status from health check", [
     "name",
@@ -275,7 +280,13 @@ export class GatewayMetrics {
     connections: { active: number; accepted: number; handled: number; writing: number };
     requests: number;
     health: readonly { name: string; nodes: readonly { ip: string; port: number; healthy: boolean }[] }[];
+    /** Only when etcd is the config store: whether it answered now, and the modify indexes (APISIX's). */
+    etcd?: { reachable: boolean; indexes: Readonly<Record<string, number>> };
   }): string {
+    if (snapshot.etcd !== undefined) {
+      this.etcdReachable.set([], snapshot.etcd.reachable ? 1 : 0);
+      for (const [key, index] of Object.entries(snapshot.etcd.indexes)) this.etcdModifyIndexes.set([key], index);
+    }
     this.nodeInfo.set([hostname(), VERSION], 1);
     const c = snapshot.connections;
     this.connections.set(["active"], c.active);

@@ -97,6 +97,20 @@ export class EtcdStore implements ConfigStore {
     return this.lastRevision;
   }
 
+  /** Whether etcd answers a read now; refreshes revision(). Never throws. */
+  async ping(): Promise<boolean> {
+    try {
+      // A key that does not exist: the cheapest read that still carries the revision (as APISIX's phantom key).
+      const res = await this.call<{ header: EtcdHeader }>("/v3/kv/range", {
+        key: b64(this.etcdKey("/apisix/phantomkey")),
+      });
+      this.seen(res.header);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   async get(key: string): Promise<StoreEntry | undefined> {
     const res = await this.call<{ header: EtcdHeader; kvs?: EtcdKv[] }>("/v3/kv/range", {
       key: b64(this.etcdKey(key)),
