@@ -196,6 +196,21 @@ test("watch resumes after an etcd restart from the revision after the last one i
   }
 });
 
+test("a dead member in hosts is passed over, for requests and for the watch", async () => {
+  const store = new EtcdStore({ hosts: ["http://127.0.0.1:1", etcd.url], prefix: `/t${++n}`, timeoutMs: 1000 });
+  await store.open();
+  try {
+    const { events, watcher, until } = collect(store, "/apisix/", store.revision() + 1);
+    await store.put("/apisix/routes/é", { name: "ünïcödé" });
+    await until(1);
+    watcher.close();
+    assert.deepEqual(events[0]!.entry.value, { name: "ünïcödé" });
+    assert.equal(events[0]!.key, "/apisix/routes/é");
+  } finally {
+    await store.close();
+  }
+});
+
 test("an unreachable etcd fails open() with a clear error", async () => {
   const store = new EtcdStore({ hosts: ["http://127.0.0.1:1"], prefix: "/apisix", timeoutMs: 500 });
   await assert.rejects(store.open(), /etcd unreachable/);

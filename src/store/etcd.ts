@@ -209,24 +209,36 @@ export class EtcdStore implements ConfigStore {
     return this.closed;
   }
 
+  /** Which member watch streams go to; moves on when a stream cannot be opened there. */
+  private streamMember = 0;
+
   /** One streaming POST /v3/watch; resolves when the stream ends. */
   async stream(body: unknown, onLine: (line: string) => void, signal: AbortSignal): Promise<void> {
-    const res = await this.pools[0]!.request({
-      path: "/v3/watch",
-      method: "POST",
-      headers: this.headers(),
-      body: JSON.stringify(body),
-      signal,
-      bodyTimeout: 0,
-      headersTimeout: this.options.timeoutMs,
-    });
+    const pool = this.pools[this.streamMember % this.pools.length]!;
+    let res: Awaited<ReturnType<Pool["request"]>>;
+    try {
+      res = await pool.request({
+        path: "/v3/watch",
+        method: "POST",
+        headers: this.headers(),
+        body: JSON.stringify(body),
+        signal,
+        bodyTimeout: 0,
+        headersTimeout: this.options.timeoutMs,
+      });
+    } catch (err) {
+      this.streamMember++;
+      throw err;
+    }
     if (res.statusCode !== 200) {
       const text = await res.body.text();
       throw new EtcdUnavailableError(`etcd watch answered ${res.statusCode}: ${text}`);
     }
     let buffered = "";
+    // A UTF-8 character split between two chunks must not be decoded in halves.
+    const decoder = new TextDecoder();
     for await (const chunk of res.body) {
-      buffered += chunk.toString();
+      buffered += decoder.decode(chunk as Uint8Array, { stream: true });
       let nl = buffered.indexOf("\n");
       while (nl !== -1) {
         const line = buffered.slice(0, nl).trim();
