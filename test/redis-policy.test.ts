@@ -109,6 +109,48 @@ describe("Redis policies: one budget across gateway instances", () => {
     assert.equal((await onA("/bucket", { "x-client": "other-client" })).status, 200, "buckets are per key");
   });
 
+  test("limit-conn: requests in flight are counted across both instances, and leave when done", async () => {
+    const slow = await startUpstream("slow", (_req, res) => setTimeout(() => res.end("done"), 400));
+    try {
+      await putBoth("/apisix/admin/routes/conn", {
+        uri: "/conn",
+        upstream: { nodes: [{ host: "127.0.0.1", port: slow.port, weight: 1 }] },
+        plugins: {
+          "limit-conn": {
+            conn: 2,
+            burst: 0,
+            default_conn_delay: 0.1,
+            key_type: "var",
+            key: "http_x_tenant",
+            ...redisConf(),
+          },
+        },
+      });
+      await settledOnB("/conn", (s) => s !== 404);
+      const tenant = { "x-tenant": "t1" };
+      const wave = () =>
+        Promise.all(
+          Array.from({ length: 6 }, (_, i) => (i % 2 === 0 ? onA : onB)("/conn", tenant).then((r) => r.status)),
+        );
+      const first = await wave();
+      assert.equal(first.filter((s) => s === 200).length, 2, first.join(","));
+      assert.equal(first.filter((s) => s === 503).length, 4);
+      // Each request leaves in its log phase, just after its answer: wait until Redis holds none in flight.
+      const inFlight = () =>
+        redisCommand(redis.port, [
+          "EVAL",
+          "local n = 0 for _, k in ipairs(redis.call('KEYS', 'weir:limit-conn:*')) do n = n + redis.call('ZCARD', k) end return n",
+          "0",
+        ]);
+      for (let i = 0; i < 100 && !(await inFlight()).startsWith(":0"); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.match(await inFlight(), /^:0/, "every request of the first wave left");
+      const second = await wave();
+      assert.equal(second.filter((s) => s === 200).length, 2, "the first wave left: room for two again");
+    } finally {
+      await slow.close();
+    }
+  });
+
   test("limit-count: the sliding window in Redis admits the quota, then refuses with the time until room", async () => {
     await a.put("/apisix/admin/routes/sliding", {
       uri: "/sliding",

@@ -90,7 +90,25 @@ redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 return {1, tostring(excess)}
 `;
 
+// limit-conn's concurrency: a sorted set of the requests in flight, each scored with when it stops counting
+// (now + key_ttl), so requests of a gateway that died without releasing them expire. KEYS[1]: the set.
+// ARGV: the most allowed at once, ttl (s), now (s), the request's id. Returns {admitted, count with it}.
+const CONCURRENCY_SCRIPT = `
+local limit = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, now)
+local count = redis.call('ZCARD', KEYS[1])
+if count >= limit then
+  return {0, count}
+end
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[4])
+redis.call('EXPIRE', KEYS[1], ttl)
+return {1, count + 1}
+`;
+
 interface ScriptedConnection {
+  weirConcurrency(key: string, limit: number, ttl: number, now: number, id: string): Promise<[number, number]>;
   weirLeakyBucket(key: string, rate: number, burst: number, now: number, ttl: number): Promise<[number, string]>;
   weirFixedWindow(key: string, cost: number, limit: number, windowMs: number, commit: string): Promise<number[]>;
   weirSlidingWindow(
@@ -112,6 +130,7 @@ function withScripts(connection: RedisConnection): ScriptedConnection {
     connection.defineCommand("weirFixedWindow", { numberOfKeys: 1, lua: FIXED_SCRIPT });
     connection.defineCommand("weirSlidingWindow", { numberOfKeys: 2, lua: SLIDING_SCRIPT });
     connection.defineCommand("weirLeakyBucket", { numberOfKeys: 1, lua: LEAKY_BUCKET_SCRIPT });
+    connection.defineCommand("weirConcurrency", { numberOfKeys: 1, lua: CONCURRENCY_SCRIPT });
     scripted.add(connection);
   }
   return connection as unknown as ScriptedConnection;
@@ -238,6 +257,44 @@ export class RedisLeakyBucketStore {
       this.ttlSeconds,
     );
     return admitted === 1 ? (Number(excess) / this.rate) * 1000 : -1;
+  }
+
+  close(): void {
+    this.lease.release();
+  }
+}
+
+/**
+ * limit-conn's requests in flight in Redis (APISIX's redis and redis-cluster policies), shared by every
+ * gateway instance. A request enters with its own id and leaves by removing it; one that never leaves
+ * (its gateway died) stops counting after `ttlSeconds`.
+ */
+export class RedisConcurrencyCounter {
+  private readonly lease: RedisLease;
+  private readonly redis: ScriptedConnection;
+
+  constructor(
+    conf: RedisPolicyConfig,
+    private readonly ttlSeconds: number,
+  ) {
+    this.lease = acquireRedis(conf);
+    this.redis = withScripts(this.lease.connection);
+  }
+
+  /** The number in flight with this request, or -1 when `limit` are in flight already (nothing recorded). */
+  async enter(key: string, id: string, limit: number): Promise<number> {
+    const [admitted, count] = await this.redis.weirConcurrency(
+      redisKey("limit-conn", key),
+      limit,
+      this.ttlSeconds,
+      Math.floor(Date.now() / 1000),
+      id,
+    );
+    return admitted === 1 ? count : -1;
+  }
+
+  async leave(key: string, id: string): Promise<void> {
+    await this.lease.connection.zrem(redisKey("limit-conn", key), id);
   }
 
   close(): void {
