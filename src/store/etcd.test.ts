@@ -1,9 +1,13 @@
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { after, before, test } from "node:test";
+import { promisify } from "node:util";
 import { type EtcdServer, startEtcd } from "../../test/helpers/etcd.js";
 import { EtcdStore } from "./etcd.js";
 import { CompareFailedError, type WatchEvent } from "./types.js";
+
+const run = promisify(execFile);
 
 // The store contract against a real etcd: the same semantics the embedded store's tests prove.
 let etcd: EtcdServer;
@@ -215,4 +219,43 @@ test("an unreachable etcd fails open() with a clear error", async () => {
   const store = new EtcdStore({ hosts: ["http://127.0.0.1:1"], prefix: "/apisix", timeoutMs: 500 });
   await assert.rejects(store.open(), /etcd unreachable/);
   await store.close();
+});
+
+// Last: it turns authentication on for the shared server.
+test("with etcd auth on: user and password get a token; a wrong password is a clear error", async () => {
+  const env = { ...process.env, ETCDCTL_API: "3" };
+  const ctl = (...args: string[]) => run("etcdctl", ["--endpoints", etcd.url, ...args], { env });
+  await ctl("role", "add", "root");
+  await ctl("user", "add", "root", "--new-user-password=root-pw-0123");
+  await ctl("user", "grant-role", "root", "root");
+  await ctl("auth", "enable");
+  const store = new EtcdStore({
+    hosts: [etcd.url],
+    prefix: `/t${++n}`,
+    timeoutMs: 2000,
+    user: "root",
+    password: "root-pw-0123",
+  });
+  await store.open();
+  try {
+    const { events, watcher, until } = collect(store, "/apisix/", store.revision() + 1);
+    await store.put("/apisix/routes/authed", { v: 1 });
+    assert.deepEqual((await store.get("/apisix/routes/authed"))?.value, { v: 1 });
+    await until(1);
+    watcher.close();
+  } finally {
+    await store.close();
+  }
+  const anonymous = new EtcdStore({ hosts: [etcd.url], prefix: "/apisix", timeoutMs: 2000 });
+  await assert.rejects(anonymous.open(), /user name is empty/);
+  await anonymous.close();
+  const wrong = new EtcdStore({
+    hosts: [etcd.url],
+    prefix: "/apisix",
+    timeoutMs: 2000,
+    user: "root",
+    password: "nope",
+  });
+  await assert.rejects(wrong.open(), /authentication failed/);
+  await wrong.close();
 });

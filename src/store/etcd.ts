@@ -232,6 +232,8 @@ export class EtcdStore implements ConfigStore {
     }
     if (res.statusCode !== 200) {
       const text = await res.body.text();
+      // Simple tokens expire (5 min by default): the next attempt must come with a fresh one.
+      if (this.tokenExpired(text)) await this.authenticate().catch(() => {});
       throw new EtcdUnavailableError(`etcd watch answered ${res.statusCode}: ${text}`);
     }
     let buffered = "";
@@ -287,6 +289,10 @@ export class EtcdStore implements ConfigStore {
     return h;
   }
 
+  private tokenExpired(answer: string): boolean {
+    return this.options.user !== undefined && answer.includes("invalid auth token");
+  }
+
   private async authenticate(): Promise<void> {
     const res = await this.call<{ token: string }>(
       "/v3/auth/authenticate",
@@ -316,7 +322,7 @@ export class EtcdStore implements ConfigStore {
       }
       const text = await res.body.text();
       if (res.statusCode === 200) return JSON.parse(text) as T;
-      if (mayReauth && this.options.user !== undefined && /invalid auth token|token/i.test(text)) {
+      if (mayReauth && this.tokenExpired(text)) {
         await this.authenticate();
         return this.call(path, body, false);
       }
