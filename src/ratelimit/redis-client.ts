@@ -1,6 +1,17 @@
 import { createHash } from "node:crypto";
-import { Cluster, Redis, type RedisOptions } from "ioredis";
+import { createRequire } from "node:module";
+import type { Cluster, Redis, RedisOptions } from "ioredis";
 import type { RedisPolicyConfig } from "./redis-schema.js";
+
+/**
+ * ioredis is loaded on the first Redis policy, not at start: importing it costs about 20 MB of RSS that a
+ * gateway with only local limits should not carry. require() keeps acquiring a connection synchronous.
+ */
+let ioredis: typeof import("ioredis") | undefined;
+function client(): typeof import("ioredis") {
+  ioredis ??= createRequire(import.meta.url)("ioredis") as typeof import("ioredis");
+  return ioredis;
+}
 
 /** What counters need of a connection: ioredis's single-node, sentinel and cluster clients all qualify. */
 export type RedisConnection = Redis | Cluster;
@@ -88,7 +99,7 @@ function connect(conf: RedisPolicyConfig): RedisConnection {
       return colon === -1 ? { host: n, port: 6379 } : { host: n.slice(0, colon), port: Number(n.slice(colon + 1)) };
     });
     const tls = conf.redis_cluster_ssl ? { rejectUnauthorized: conf.redis_cluster_ssl_verify === true } : undefined;
-    return new Cluster(nodes, {
+    return new (client().Cluster)(nodes, {
       redisOptions: { ...common, password: conf.redis_password || undefined, tls },
       clusterRetryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2000),
       enableOfflineQueue: true,
@@ -96,7 +107,7 @@ function connect(conf: RedisPolicyConfig): RedisConnection {
     });
   }
   if (conf.policy === "redis-sentinel") {
-    return new Redis({
+    return new (client().Redis)({
       ...common,
       connectTimeout: conf.redis_connect_timeout ?? timeout,
       commandTimeout: conf.redis_read_timeout ?? timeout,
@@ -110,7 +121,7 @@ function connect(conf: RedisPolicyConfig): RedisConnection {
       sentinelPassword: conf.sentinel_password || undefined,
     });
   }
-  return new Redis({
+  return new (client().Redis)({
     ...common,
     host: conf.redis_host,
     port: conf.redis_port ?? 6379,
