@@ -243,6 +243,7 @@ test("with etcd auth on: user and password get a token; a wrong password is a cl
     assert.deepEqual((await store.get("/apisix/routes/authed"))?.value, { v: 1 });
     await until(1);
     watcher.close();
+    assert.equal(events[0]!.key, "/apisix/routes/authed", "the watch stream carries the token too");
   } finally {
     await store.close();
   }

@@ -1,8 +1,9 @@
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createConnection, createServer } from "node:net";
+import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "./ports.js";
 
 /**
  * Real Redis servers from Debian's redis-server package, on loopback ports, for the rate-limit policies'
@@ -15,14 +16,6 @@ export function ensureRedisInstalled(): void {
   if (install().status === 0) return;
   execFileSync("apt-get", ["update", "-qq"], { env, stdio: "ignore" });
   execFileSync("apt-get", ["install", "-y", "-qq", "redis-server"], { env, stdio: "ignore" });
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
 }
 
 /** One RESP command on a fresh connection; resolves with the raw reply. */

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { freePort } from "./ports.js";
 
 export interface EchoedRequest {
   node: string;
@@ -57,11 +58,5 @@ export async function startUpstream(name: string, handler?: UpstreamHandler): Pr
   };
 }
 
-/** A port on 127.0.0.1 that nothing listens on (bound, then released). */
-export async function deadPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+/** A port on 127.0.0.1 that nothing listens on, for a refused connection. */
+export const deadPort = freePort;
