@@ -242,6 +242,38 @@ describe("limit-count over real sockets", () => {
     assert.deepEqual([ok.limit, ok.remaining, ok.reset, no.limit], [null, null, null, null]);
   });
 
+  test("rules: each applicable rule spends its own budget with its own headers; none applicable is a 500", async () => {
+    await route("rules", {
+      uri: "/rules",
+      plugins: {
+        "limit-count": {
+          rules: [
+            { count: 2, time_window: 60, key: "$http_x_user", header_prefix: "user" },
+            { count: 3, time_window: 60, key: "$http_x_team" },
+          ],
+        },
+      },
+    });
+    const get = (headers: Record<string, string>) => fetchBody(`${gw.proxyUrl}/rules`, { headers });
+    const first = await get({ "x-user": "ann", "x-team": "red" });
+    assert.equal(first.status, 200);
+    assert.equal(first.headers.get("x-user-ratelimit-limit"), "2");
+    assert.equal(first.headers.get("x-user-ratelimit-remaining"), "1");
+    assert.equal(first.headers.get("x-2-ratelimit-limit"), "3", "no header_prefix: the rule's 1-based index");
+    assert.equal(first.headers.get("x-2-ratelimit-remaining"), "2");
+    const teamOnly = await get({ "x-team": "red" });
+    assert.equal(teamOnly.status, 200);
+    assert.equal(teamOnly.headers.get("x-user-ratelimit-limit"), null, "a rule whose key is absent does not apply");
+    assert.equal(teamOnly.headers.get("x-2-ratelimit-remaining"), "1");
+    assert.equal((await get({ "x-user": "ann" })).status, 200);
+    const annOver = await get({ "x-user": "ann", "x-team": "blue" });
+    assert.equal(annOver.status, 503, "ann's budget of 2 is spent");
+    assert.equal(annOver.headers.get("x-user-ratelimit-remaining"), "0");
+    assert.equal((await get({ "x-team": "red" })).status, 200, "red's third");
+    assert.equal((await get({ "x-team": "red" })).status, 503);
+    assert.equal((await get({})).status, 500, "APISIX: no rule applies, the request fails");
+  });
+
   test("the Admin API refuses bad configs with 400 naming the field", async () => {
     const put = (conf: Record<string, unknown>) =>
       gw.admin("PUT", "/apisix/admin/routes/bad", {

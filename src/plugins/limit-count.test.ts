@@ -68,7 +68,7 @@ test("schema: bad values are refused with a message naming the field", () => {
   );
 });
 
-test("schema: each Redis policy requires its connection fields, as APISIX's; rules are refused as not supported yet", () => {
+test("schema: each Redis policy requires its connection fields, as APISIX's", () => {
   assert.match(bad({ count: 1, time_window: 1, policy: "redis" })!, /property "redis_host" is required/);
   assert.match(
     bad({ count: 1, time_window: 1, policy: "redis", redis_host: "redis.internal", redis_port: 0 })!,
@@ -86,12 +86,21 @@ test("schema: each Redis policy requires its connection fields, as APISIX's; rul
   assert.equal(bad(conf), undefined);
   assert.equal(conf.redis_port, 6379, "APISIX's defaults are filled in");
   assert.equal(conf.redis_timeout, 1000);
-  assert.match(
-    bad({ rules: [{ count: 1, time_window: 1, key: "$remote_addr" }] })!,
-    /property "rules" is not supported/,
-  );
   assert.equal(bad({ count: 1, time_window: 1, redis_host: "127.0.0.1" }), undefined, "redis_* next to local: valid");
   assert.equal(bad({ count: "$http_x_quota", time_window: "60" }), undefined, "variables and numeric strings");
+});
+
+test("schema: rules, with APISIX's own messages for what cannot go together", () => {
+  const rule = { count: 1, time_window: 1, key: "$remote_addr" };
+  assert.equal(bad({ rules: [rule] }), undefined);
+  assert.equal(
+    bad({ count: 1, time_window: 1, rules: [rule] }),
+    "failed to check the configuration of plugin limit-count err: count/time_window and rules cannot be specified at the same time",
+  );
+  assert.match(bad({ group: "g", rules: [rule] })!, /group and rules cannot be specified at the same time/);
+  assert.match(bad({ rules: [rule, { ...rule, count: 5 }] })!, /duplicate key '\$remote_addr' in rules/);
+  assert.match(bad({ rules: [{ time_window: 1, key: "$remote_addr" }] })!, /property "rules\[0\]\.count" is required/);
+  assert.match(bad({ rules: [{ ...rule, count: "many" }] })!, /rules\[0\]\.count/);
 });
 
 test("access: admits `count`, then rejects with rejected_code; headers on both, as APISIX sets them", () => {

@@ -48,15 +48,39 @@ export const schema = Type.Object(
     show_limit_quota_header: Type.Optional(Type.Boolean({ default: true })),
     // Delayed Redis sync; -1 (APISIX's NO_DELAYED_SYNC) is stored as the default and means "every request".
     sync_interval: Type.Optional(Type.Number({ default: -1 })),
+    // APISIX 3.x: several budgets at once, each keyed by a variable combination; see check() and access.
+    rules: Type.Optional(
+      Type.Array(
+        Type.Object({
+          count: IntegerOrVariable,
+          time_window: IntegerOrVariable,
+          key: Type.String(),
+          header_prefix: Type.Optional(Type.String()),
+        }),
+      ),
+    ),
   },
   // No additionalProperties: false, as in APISIX: redis_* fields next to policy "local" stay valid.
   REDIS_POLICY_SCHEMA,
 );
-export type LimitCountConfig = Static<typeof schema> & RedisPolicyConfig & { rules?: unknown };
+export type LimitCountConfig = Static<typeof schema> & RedisPolicyConfig;
 
 function check(conf: LimitCountConfig): string | undefined {
   if (conf.rules !== undefined) {
-    return 'property "rules" is not supported by Weir yet; configure count and time_window';
+    // APISIX's messages, word for word.
+    if (conf.count !== undefined || conf.time_window !== undefined)
+      return "count/time_window and rules cannot be specified at the same time";
+    if (conf.group !== undefined) return "group and rules cannot be specified at the same time";
+    const keys = new Set<string>();
+    for (let i = 0; i < conf.rules.length; i++) {
+      const rule = conf.rules[i]!;
+      if (keys.has(rule.key)) return `duplicate key '${rule.key}' in rules`;
+      keys.add(rule.key);
+      const err =
+        quantityError(`rules[${i}].count`, rule.count) ?? quantityError(`rules[${i}].time_window`, rule.time_window);
+      if (err !== undefined) return err;
+    }
+    return undefined;
   }
   if (conf.count === undefined) return 'property "count" is required';
   if (conf.time_window === undefined) return 'property "time_window" is required';
@@ -65,8 +89,22 @@ function check(conf: LimitCountConfig): string | undefined {
 
 // ---- compiled state -----------------------------------------------------------------------------------
 
+/** One of `rules`: a budget that applies when its key resolves. */
+interface Rule {
+  key: VarTemplate;
+  count: Quantity;
+  timeWindow: Quantity;
+  /** Counter key part that keeps two rules apart even when their keys render alike. */
+  tag: string;
+  limitHeader: string;
+  remainingHeader: string;
+  resetHeader: string;
+}
+
 interface State {
   counter: RateLimitCounter;
+  /** `rules` compiled; undefined for the count/time_window form. */
+  rules: Rule[] | undefined;
   /** A Redis counter belongs to this instance (its lease on the shared connection); the local tables do not. */
   ownsCounter: boolean;
   count: Quantity;
@@ -127,8 +165,21 @@ export function compileWith(conf: LimitCountConfig, scope: PluginScope, options:
   return {
     counter,
     ownsCounter: owned,
-    count: quantity(conf.count!),
-    timeWindow: quantity(conf.time_window!),
+    rules: conf.rules?.map((r, i) => {
+      // APISIX: X-<header_prefix or the rule's 1-based index>-RateLimit-*
+      const prefix = r.header_prefix ?? String(i + 1);
+      return {
+        key: compileVarTemplate(r.key),
+        count: quantity(r.count),
+        timeWindow: quantity(r.time_window),
+        tag: `rule${i}:`,
+        limitHeader: `X-${prefix}-RateLimit-Limit`,
+        remainingHeader: `X-${prefix}-RateLimit-Remaining`,
+        resetHeader: `X-${prefix}-RateLimit-Reset`,
+      };
+    }),
+    count: conf.count === undefined ? 1 : quantity(conf.count),
+    timeWindow: conf.time_window === undefined ? 1 : quantity(conf.time_window),
     keyType,
     key,
     keyTemplate: keyType === "var_combination" ? compileVarTemplate(key) : undefined,
@@ -168,7 +219,10 @@ export function counterKey(state: State, ctx: PluginContext): string {
 const RESOLVE_FAILED: Reply = { status: 500 };
 const COUNTER_FAILED: Reply = { status: 500, body: { error_msg: "failed to limit count" } };
 
+const NO_RULE: Reply = { status: 500 };
+
 function access(state: State, ctx: PluginContext): Reply | Promise<Reply | undefined> | undefined {
+  if (state.rules !== undefined) return accessRules(state, ctx);
   const limit = resolveQuantity(state.count, ctx);
   const window = resolveQuantity(state.timeWindow, ctx);
   // A variable that does not hold a positive integer fails the request (or lets it through with
@@ -185,6 +239,56 @@ function access(state: State, ctx: PluginContext): Reply | Promise<Reply | undef
     (result) => admit(state, ctx, result, limit),
     () => (state.allowDegradation ? undefined : COUNTER_FAILED),
   );
+}
+
+/**
+ * APISIX's rules: every rule whose key resolves (at least one of its variables has a value) spends from its
+ * own budget, in order, and the first that has none left rejects. When no rule applies the request fails
+ * (500, or passes with allow_degradation), as APISIX's "failed to get rate limit rules".
+ */
+function accessRules(state: State, ctx: PluginContext): Reply | Promise<Reply | undefined> | undefined {
+  const applicable: { rule: Rule; key: string }[] = [];
+  const owner = state.fixedPrefix ?? `${ctx.routeId ?? ""}&${ctx.serviceId ?? ""}:${state.fingerprint}:`;
+  for (const rule of state.rules!) {
+    const rendered = rule.key.renderIfResolved(ctx);
+    if (rendered !== undefined) applicable.push({ rule, key: owner + rule.tag + rendered });
+  }
+  if (applicable.length === 0) return state.allowDegradation ? undefined : NO_RULE;
+  const step = (i: number): Reply | Promise<Reply | undefined> | undefined => {
+    for (; i < applicable.length; i++) {
+      const { rule, key } = applicable[i]!;
+      const limit = resolveQuantity(rule.count, ctx);
+      const window = resolveQuantity(rule.timeWindow, ctx);
+      // The rule applies: a variable that does not hold a positive integer must not switch it off.
+      if (limit === undefined || window === undefined) return state.allowDegradation ? undefined : RESOLVE_FAILED;
+      let answer: CounterResult | Promise<CounterResult>;
+      try {
+        answer = state.counter.incoming(key, 1, limit, window);
+      } catch {
+        return state.allowDegradation ? undefined : COUNTER_FAILED;
+      }
+      if (answer instanceof Promise) {
+        const next = i + 1;
+        return answer.then(
+          (result) => admitRule(state, ctx, rule, result, limit) ?? step(next),
+          () => (state.allowDegradation ? undefined : COUNTER_FAILED),
+        );
+      }
+      const rejected = admitRule(state, ctx, rule, answer, limit);
+      if (rejected !== undefined) return rejected;
+    }
+    return undefined;
+  };
+  return step(0);
+}
+
+function admitRule(state: State, ctx: PluginContext, rule: Rule, result: CounterResult, limit: number) {
+  if (state.showHeaders) {
+    ctx.setResponseHeader(rule.limitHeader, String(limit));
+    ctx.setResponseHeader(rule.remainingHeader, result.allowed ? String(result.remaining) : "0");
+    ctx.setResponseHeader(rule.resetHeader, String(floor2(result.resetSeconds)));
+  }
+  return result.allowed ? undefined : state.rejection;
 }
 
 function admit(state: State, ctx: PluginContext, result: CounterResult, limit: number): Reply | undefined {
