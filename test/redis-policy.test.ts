@@ -151,6 +151,46 @@ describe("Redis policies: one budget across gateway instances", () => {
     }
   });
 
+  test("limit-count sync_interval: one Redis round trip per interval, not per request; instances still share the budget", async () => {
+    await putBoth("/apisix/admin/routes/delayed", {
+      uri: "/delayed",
+      upstream: upstream(),
+      plugins: {
+        "limit-count": {
+          count: 20,
+          time_window: 60,
+          key: "http_x_budget",
+          sync_interval: 0.2,
+          ...redisConf(),
+        },
+      },
+    });
+    await settledOnB("/delayed", (st) => st !== 404);
+    await new Promise((r) => setTimeout(r, 300)); // b's probe (its own key: no x-budget) synced
+    await redisCommand(redis.port, ["CONFIG", "RESETSTAT"]);
+    const budget = { "x-budget": "shared" };
+    const onAStatuses = [];
+    for (let i = 0; i < 12; i++) onAStatuses.push((await onA("/delayed", budget)).status);
+    assert.deepEqual(new Set(onAStatuses), new Set([200]));
+    await new Promise((r) => setTimeout(r, 500)); // a's spending reached Redis
+    const stats = await redisCommand(redis.port, ["INFO", "commandstats"]);
+    const scriptCalls = [...stats.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)].reduce(
+      (n, m) => n + Number(m[1]),
+      0,
+    );
+    assert.ok(scriptCalls <= 4, `12 requests cost ${scriptCalls} script calls`);
+    const onBStatuses = [];
+    for (let i = 0; i < 12; i++) onBStatuses.push((await onB("/delayed", budget)).status);
+    assert.equal(onBStatuses.filter((st) => st === 200).length, 8, `b sees a's 12: ${onBStatuses.join(",")}`);
+    const invalid = await a.admin("PUT", "/apisix/admin/routes/delayed-bad", {
+      uri: "/delayed-bad",
+      upstream: upstream(),
+      plugins: { "limit-count": { count: 1, time_window: 1, sync_interval: 2, ...redisConf() } },
+    });
+    assert.equal(invalid.status, 400);
+    assert.match(invalid.body.error_msg, /sync_interval should be smaller than time_window/);
+  });
+
   test("limit-count: the sliding window in Redis admits the quota, then refuses with the time until room", async () => {
     await a.put("/apisix/admin/routes/sliding", {
       uri: "/sliding",

@@ -1,6 +1,7 @@
 import { type Static, Type } from "@sinclair/typebox";
 import { confVersion } from "../ratelimit/conf-version.js";
 import { type CounterResult, floor2, type RateLimitCounter } from "../ratelimit/counter.js";
+import { DelayedSyncCounter } from "../ratelimit/delayed-sync.js";
 import { LocalFixedWindowCounter } from "../ratelimit/local-fixed.js";
 import { LocalSlidingWindowCounter } from "../ratelimit/local-sliding.js";
 import { type Quantity, quantity, quantityError, resolveQuantity } from "../ratelimit/quantity.js";
@@ -66,6 +67,13 @@ export const schema = Type.Object(
 export type LimitCountConfig = Static<typeof schema> & RedisPolicyConfig;
 
 function check(conf: LimitCountConfig): string | undefined {
+  const interval = conf.sync_interval;
+  if (conf.policy !== undefined && conf.policy !== "local" && interval !== undefined && interval !== -1) {
+    // APISIX's bounds and messages.
+    if (interval < 0.1) return "sync_interval should not be smaller than 0.1";
+    if (typeof conf.time_window === "number" && interval >= conf.time_window)
+      return "sync_interval should be smaller than time_window";
+  }
   if (conf.rules !== undefined) {
     // APISIX's messages, word for word.
     if (conf.count !== undefined || conf.time_window !== undefined)
@@ -130,11 +138,11 @@ export interface LimitCountOptions {
 function counterFor(conf: LimitCountConfig): { counter: RateLimitCounter; owned: boolean } {
   const windowType = conf.window_type ?? "fixed";
   if (conf.policy === undefined || conf.policy === "local") return { counter: localCounter(windowType), owned: false };
-  const counter =
-    windowType === "sliding"
-      ? new RedisSlidingWindowCounter(conf, "limit-count")
-      : new RedisFixedWindowCounter(conf, "limit-count");
-  return { counter, owned: true };
+  if (windowType === "sliding") return { counter: new RedisSlidingWindowCounter(conf, "limit-count"), owned: true };
+  const redis = new RedisFixedWindowCounter(conf, "limit-count");
+  const interval = conf.sync_interval ?? -1;
+  // Delayed sync (APISIX's sync_interval): Redis once per key and interval instead of once per request.
+  return { counter: interval > 0 ? new DelayedSyncCounter(redis, interval) : redis, owned: true };
 }
 
 // One table per window type for the whole process, as APISIX's plugin-limit-count shared dict: instances
