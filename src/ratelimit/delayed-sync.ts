@@ -1,4 +1,4 @@
-import type { CounterResult, MaybePromise, RateLimitCounter } from "./counter.js";
+import { type CounterResult, DEFAULT_MAX_KEYS, type MaybePromise, type RateLimitCounter } from "./counter.js";
 
 interface KeyState {
   limit: number;
@@ -36,6 +36,8 @@ export class DelayedSyncCounter implements RateLimitCounter {
     const st = this.keys.get(key);
     if (st === undefined || now >= st.resetAt || st.limit !== limit || st.windowSeconds !== windowSeconds) {
       return Promise.resolve(this.remote.incoming(key, cost, limit, windowSeconds)).then((r) => {
+        // A flood of distinct keys is answered by Redis request by request rather than grow this table.
+        if (st === undefined && this.keys.size >= DEFAULT_MAX_KEYS) return r;
         this.keys.set(key, {
           limit,
           windowSeconds,
