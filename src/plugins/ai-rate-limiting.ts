@@ -8,6 +8,7 @@ import { LocalFixedWindowCounter } from "../ratelimit/local-fixed.js";
 import { type Quantity, quantity, quantityError, resolveQuantity } from "../ratelimit/quantity.js";
 import { RedisFixedWindowCounter } from "../ratelimit/redis-counters.js";
 import { REDIS_POLICY_SCHEMA, REDIS_SECRET_FIELDS, type RedisPolicyConfig } from "../ratelimit/redis-schema.js";
+import { IntegerOrVariable, RulesSchema } from "../ratelimit/schema.js";
 import type { PluginContext } from "./context.js";
 import type { Plugin, PluginScope, Reply } from "./types.js";
 import { compileVarTemplate, type VarTemplate } from "./vars-template.js";
@@ -25,10 +26,6 @@ import { compileVarTemplate, type VarTemplate } from "./vars-template.js";
  */
 export const name = "ai-rate-limiting";
 export const priority = 1030;
-
-const IntegerOrVariable = Type.Unsafe<number | string>({
-  oneOf: [{ type: "integer", minimum: 1 }, { type: "string" }],
-});
 
 export const schema = Type.Object(
   {
@@ -58,16 +55,7 @@ export const schema = Type.Object(
       }),
     ),
     allow_degradation: Type.Optional(Type.Boolean({ default: false })),
-    rules: Type.Optional(
-      Type.Array(
-        Type.Object({
-          count: IntegerOrVariable,
-          time_window: IntegerOrVariable,
-          key: Type.String(),
-          header_prefix: Type.Optional(Type.String()),
-        }),
-      ),
-    ),
+    rules: Type.Optional(RulesSchema),
   },
   {
     dependencies: { limit: ["time_window"], time_window: ["limit"] },

@@ -7,6 +7,7 @@ import { LocalSlidingWindowCounter } from "../ratelimit/local-sliding.js";
 import { type Quantity, quantity, quantityError, resolveQuantity } from "../ratelimit/quantity.js";
 import { RedisFixedWindowCounter, RedisSlidingWindowCounter } from "../ratelimit/redis-counters.js";
 import { REDIS_POLICY_SCHEMA, REDIS_SECRET_FIELDS, type RedisPolicyConfig } from "../ratelimit/redis-schema.js";
+import { IntegerOrVariable, RulesSchema } from "../ratelimit/schema.js";
 import type { PluginContext } from "./context.js";
 import type { Plugin, PluginScope, Reply } from "./types.js";
 import { compileVarTemplate, type VarTemplate } from "./vars-template.js";
@@ -27,11 +28,6 @@ export const priority = 1002;
 const StringEnum = <const T extends string>(values: readonly T[], defaultValue: T) =>
   Type.Unsafe<T>({ type: "string", enum: values, default: defaultValue });
 
-// APISIX 3.16+: a positive integer, or a string resolved per request from variables (`$http_x_quota`).
-const IntegerOrVariable = Type.Unsafe<number | string>({
-  oneOf: [{ type: "integer", exclusiveMinimum: 0 }, { type: "string" }],
-});
-
 export const schema = Type.Object(
   {
     // Required unless `rules` is given (APISIX's oneOf); check() says which is missing.
@@ -50,16 +46,7 @@ export const schema = Type.Object(
     // Delayed Redis sync; -1 (APISIX's NO_DELAYED_SYNC) is stored as the default and means "every request".
     sync_interval: Type.Optional(Type.Number({ default: -1 })),
     // APISIX 3.x: several budgets at once, each keyed by a variable combination; see check() and access.
-    rules: Type.Optional(
-      Type.Array(
-        Type.Object({
-          count: IntegerOrVariable,
-          time_window: IntegerOrVariable,
-          key: Type.String(),
-          header_prefix: Type.Optional(Type.String()),
-        }),
-      ),
-    ),
+    rules: Type.Optional(RulesSchema),
   },
   // No additionalProperties: false, as in APISIX: redis_* fields next to policy "local" stay valid.
   REDIS_POLICY_SCHEMA,
