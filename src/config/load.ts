@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { type Static, Type } from "@sinclair/typebox";
 import { parse as parseYaml } from "yaml";
 import { pluginRegistry } from "../plugins/index.js";
-import type { AdminKey, ListenAddress, WeirConfig } from "./types.js";
+import type { AdminKey, EtcdTls, ListenAddress, WeirConfig } from "./types.js";
 import { validateSchema } from "./validate.js";
 
 /**
@@ -107,6 +107,19 @@ const FileSchema = Type.Object(
                 timeout: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
                 user: Type.Optional(Type.String()),
                 password: Type.Optional(Type.String()),
+                tls: Type.Optional(
+                  Type.Object(
+                    {
+                      cert: Type.Optional(Type.String({ minLength: 1 })),
+                      key: Type.Optional(Type.String({ minLength: 1 })),
+                      verify: Type.Optional(Type.Boolean()),
+                      sni: Type.Optional(Type.String({ minLength: 1 })),
+                      // Weir's: APISIX takes the CA from apisix.ssl.ssl_trusted_certificate.
+                      trusted_ca: Type.Optional(Type.String({ minLength: 1 })),
+                    },
+                    { additionalProperties: false },
+                  ),
+                ),
               },
               { additionalProperties: false },
             ),
@@ -228,6 +241,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
           timeoutMs: (etcd?.timeout ?? 30) * 1000,
           user: etcd?.user,
           password: etcd?.password,
+          tls: etcd?.tls === undefined ? undefined : readEtcdTls(etcd.tls, cwd),
         }
       : { provider: "embedded" };
 
@@ -366,4 +380,28 @@ function checkPort(port: number, where: string): number {
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new ConfigError(`${where}: port ${port} is out of range`);
   return port;
+}
+
+/** `deployment.etcd.tls`: the files it names, read now so a wrong path is a config error at start. */
+function readEtcdTls(
+  tls: { cert?: string; key?: string; verify?: boolean; sni?: string; trusted_ca?: string },
+  cwd: string,
+): EtcdTls {
+  const read = (field: string, path: string | undefined) => {
+    if (path === undefined) return undefined;
+    try {
+      return readFileSync(resolve(cwd, path), "utf8");
+    } catch (err) {
+      throw new ConfigError(`deployment.etcd.tls.${field}: cannot read ${path}: ${(err as Error).message}`);
+    }
+  };
+  if ((tls.cert === undefined) !== (tls.key === undefined))
+    throw new ConfigError("deployment.etcd.tls: cert and key go together");
+  return {
+    cert: read("cert", tls.cert),
+    key: read("key", tls.key),
+    ca: read("trusted_ca", tls.trusted_ca),
+    verify: tls.verify ?? true,
+    sni: tls.sni,
+  };
 }

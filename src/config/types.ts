@@ -25,7 +25,20 @@ export type StoreConfig =
       timeoutMs: number;
       user?: string;
       password?: string;
+      /** https members: PEM contents read from the files config.yaml names. */
+      tls?: EtcdTls;
     };
+
+export interface EtcdTls {
+  /** Client certificate and key for etcd's --client-cert-auth. */
+  cert?: string;
+  key?: string;
+  /** CA that signed etcd's certificate (else the system's). */
+  ca?: string;
+  /** Verify etcd's certificate (APISIX's `tls.verify`, default true). */
+  verify: boolean;
+  sni?: string;
+}
 
 export interface WeirConfig {
   /** Where the embedded store, the generated admin key and other state live. */

@@ -1,9 +1,12 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { type AddressInfo, connect, createServer, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
-import { type EtcdServer, startEtcd } from "../../test/helpers/etcd.js";
+import { type EtcdServer, makeCerts, startEtcd } from "../../test/helpers/etcd.js";
 import { EtcdStore } from "./etcd.js";
 import { CompareFailedError, type WatchEvent } from "./types.js";
 
@@ -219,6 +222,51 @@ test("an unreachable etcd fails open() with a clear error", async () => {
   const store = new EtcdStore({ hosts: ["http://127.0.0.1:1"], prefix: "/apisix", timeoutMs: 500 });
   await assert.rejects(store.open(), /etcd unreachable/);
   await store.close();
+});
+
+test("https etcd with client certificates: the configured cert, key and CA get through; without them, refused", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "weir-etcd-certs-"));
+  const certs = makeCerts(dir);
+  const secure = await startEtcd({ tls: certs });
+  const pem = (path: string) => readFileSync(path, "utf8");
+  try {
+    const store = new EtcdStore({
+      hosts: [secure.url],
+      prefix: "/apisix",
+      timeoutMs: 2000,
+      tls: { cert: pem(certs.clientCert), key: pem(certs.clientKey), ca: pem(certs.ca), verify: true },
+    });
+    await store.open();
+    const { events, watcher, until } = collect(store, "/apisix/", store.revision() + 1);
+    await store.put("/apisix/routes/tls", { v: 1 });
+    await until(1);
+    watcher.close();
+    await store.close();
+    const noClientCert = new EtcdStore({
+      hosts: [secure.url],
+      prefix: "/apisix",
+      timeoutMs: 2000,
+      tls: { ca: pem(certs.ca), verify: true },
+    });
+    await assert.rejects(noClientCert.open(), /etcd unreachable|certificate/);
+    await noClientCert.close();
+    const untrusted = new EtcdStore({
+      hosts: [secure.url],
+      prefix: "/apisix",
+      timeoutMs: 2000,
+      tls: { cert: pem(certs.clientCert), key: pem(certs.clientKey), verify: true },
+    });
+    await assert.rejects(
+      untrusted.open(),
+      /self.signed|unable to verify|etcd unreachable/i,
+      "etcd's certificate is checked",
+    );
+    await untrusted.close();
+    assert.equal(events[0]!.key, "/apisix/routes/tls");
+  } finally {
+    await secure.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 // Last: it turns authentication on for the shared server.

@@ -1,4 +1,5 @@
 import type { Pool } from "undici";
+import type { EtcdTls } from "../config/types.js";
 import { DEFAULT_PREFIX } from "./keys.js";
 import {
   CompareFailedError,
@@ -20,6 +21,8 @@ export interface EtcdStoreOptions {
   timeoutMs: number;
   user?: string;
   password?: string;
+  /** For https members: client certificate, CA, verification, SNI. */
+  tls?: EtcdTls;
   log?: (line: string) => void;
 }
 
@@ -81,8 +84,13 @@ export class EtcdStore implements ConfigStore {
   async open(): Promise<void> {
     const { Pool } = await import("undici");
     const { timeoutMs } = this.options;
+    const tls = this.options.tls;
+    const connect =
+      tls === undefined
+        ? undefined
+        : { cert: tls.cert, key: tls.key, ca: tls.ca, rejectUnauthorized: tls.verify, servername: tls.sni };
     this.pools = this.options.hosts.map(
-      (h) => new Pool(h, { connections: 8, connectTimeout: timeoutMs, keepAliveTimeout: 30_000 }),
+      (h) => new Pool(h, { connections: 8, connectTimeout: timeoutMs, keepAliveTimeout: 30_000, connect }),
     );
     if (this.options.user !== undefined) await this.authenticate();
     // Fails fast on a wrong address instead of at the first Admin API call.

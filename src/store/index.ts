@@ -22,6 +22,7 @@ export function createStore(config: StoreConfig, dataDir: string): ConfigStore {
         timeoutMs: config.timeoutMs,
         user: config.user,
         password: config.password,
+        tls: config.tls,
       });
   }
 }
