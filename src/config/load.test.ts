@@ -150,3 +150,38 @@ test("listen addresses: host:port, [v6]:port, bare port, objects; bad ones are n
   assert.throws(() => parseListen("nonsense", "WEIR_PROXY_LISTEN", "h"), /WEIR_PROXY_LISTEN: "nonsense"/);
   assert.throws(() => parseListen("1.2.3.4:99999", "WEIR_PROXY_LISTEN", "h"), /out of range/);
 });
+
+test("deployment.etcd.tls: the PEM files are read at load; a missing file or a cert without its key is an error", () => {
+  const yaml = (tls: string) => `
+deployment:
+  role_traditional: { config_provider: etcd }
+  admin:
+    admin_key: [{ name: a, key: "${"e".repeat(20)}", role: admin }]
+  etcd:
+    host: ["https://127.0.0.1:2379"]
+    tls: ${tls}
+`;
+  const ok = withFile(yaml("{ cert: c.pem, key: k.pem, trusted_ca: ca.pem, verify: false, sni: etcd.internal }"));
+  writeFileSync(join(ok.cwd, "c.pem"), "CERT");
+  writeFileSync(join(ok.cwd, "k.pem"), "KEY");
+  writeFileSync(join(ok.cwd, "ca.pem"), "CA");
+  const store = loadConfig({ path: ok.path, cwd: ok.cwd, env: {} }).config.store;
+  assert.deepEqual(store.provider === "etcd" ? store.tls : undefined, {
+    cert: "CERT",
+    key: "KEY",
+    ca: "CA",
+    verify: false,
+    sni: "etcd.internal",
+  });
+  const missing = withFile(yaml("{ cert: nope.pem, key: nope-key.pem }"));
+  assert.throws(
+    () => loadConfig({ path: missing.path, cwd: missing.cwd, env: {} }),
+    (err: Error) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /deployment\.etcd\.tls\.cert: cannot read nope\.pem/);
+      return true;
+    },
+  );
+  const half = withFile(yaml("{ cert: c.pem }"));
+  assert.throws(() => loadConfig({ path: half.path, cwd: half.cwd, env: {} }), /cert and key go together/);
+});
