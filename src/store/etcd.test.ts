@@ -269,6 +269,36 @@ test("https etcd with client certificates: the configured cert, key and CA get t
   }
 });
 
+test("an expired auth token is renewed: the request that finds it stale is answered, not failed", async () => {
+  const shortLived = await startEtcd({ args: ["--auth-token", "simple", "--auth-token-ttl", "1"] });
+  try {
+    const env = { ...process.env, ETCDCTL_API: "3" };
+    const ctl = (...args: string[]) => run("etcdctl", ["--endpoints", shortLived.url, ...args], { env });
+    await ctl("role", "add", "root");
+    await ctl("user", "add", "root", "--new-user-password=root-pw-0123");
+    await ctl("user", "grant-role", "root", "root");
+    await ctl("auth", "enable");
+    const store = new EtcdStore({
+      hosts: [shortLived.url],
+      prefix: "/apisix",
+      timeoutMs: 2000,
+      user: "root",
+      password: "root-pw-0123",
+    });
+    await store.open();
+    try {
+      await store.put("/apisix/routes/before", { v: 1 });
+      await new Promise((r) => setTimeout(r, 2500)); // the 1 s token expires (etcd checks about every second)
+      await store.put("/apisix/routes/after", { v: 2 });
+      assert.deepEqual((await store.get("/apisix/routes/after"))?.value, { v: 2 });
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await shortLived.close();
+  }
+});
+
 // Last: it turns authentication on for the shared server.
 test("with etcd auth on: user and password get a token; a wrong password is a clear error", async () => {
   const env = { ...process.env, ETCDCTL_API: "3" };

@@ -305,6 +305,8 @@ export class EtcdStore implements ConfigStore {
   }
 
   private async authenticate(): Promise<void> {
+    // etcd refuses even the authenticate call when it carries the expired token.
+    this.token = undefined;
     const res = await this.call<{ token: string }>(
       "/v3/auth/authenticate",
       { name: this.options.user, password: this.options.password ?? "" },

@@ -91,7 +91,7 @@ export function makeCerts(dir: string): TestCerts {
 }
 
 /** `tls`: serve https and require client certificates signed by the test CA (etcd's --client-cert-auth). */
-export async function startEtcd(options: { tls?: TestCerts } = {}): Promise<EtcdServer> {
+export async function startEtcd(options: { tls?: TestCerts; args?: string[] } = {}): Promise<EtcdServer> {
   const dir = mkdtempSync(join(tmpdir(), "weir-etcd-"));
   const [clientPort, peerPort] = [await freePort(), await freePort()];
   const tls = options.tls;
@@ -144,6 +144,7 @@ export async function startEtcd(options: { tls?: TestCerts } = {}): Promise<Etcd
         `http://127.0.0.1:${peerPort}`,
         "--initial-cluster",
         `weir-test=http://127.0.0.1:${peerPort}`,
+        ...(options.args ?? []),
         ...(tls === undefined
           ? []
           : [
