@@ -3,7 +3,7 @@
 // Layout: proxies under test on core 0; wrk and the upstream nginx on core 1. Targets are measured in
 // interleaved rounds and ratios are taken within each round, so machine noise hits both sides alike.
 // Env: BENCH_DURATION (s, default 10), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 50),
-//      BENCH_ONLY=direct,nginx,floor,weir,weir-limit-req,weir-metrics, BENCH_STRICT=1 (exit 1 when a target is missed).
+//      BENCH_ONLY=direct,nginx,floor,weir,weir-limit-req,weir-metrics,weir-count-local,weir-count-redis,weir-count-redis-sync, BENCH_STRICT=1 (exit 1 when a target is missed).
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -27,7 +27,9 @@ function log(msg) {
 }
 
 function ensureTools() {
-  const missing = ["wrk", "nginx", "taskset"].filter((t) => spawnSync("sh", ["-c", `command -v ${t}`]).status !== 0);
+  const missing = ["wrk", "nginx", "taskset", "redis-server"].filter(
+    (t) => spawnSync("sh", ["-c", `command -v ${t}`]).status !== 0,
+  );
   if (missing.length === 0) return;
   log(`installing ${missing.join(", ")} from Debian packages`);
   const pkgs = missing.map((t) => (t === "nginx" ? "nginx-light" : t === "taskset" ? "util-linux" : t));
@@ -238,20 +240,24 @@ async function main() {
   targets.push({ name: "floor", url: `http://127.0.0.1:${floorPort}/bench`, pid: floor.pid });
 
   const key = randomBytes(16).toString("hex");
-  const weir = start("taskset", ["-c", "0", process.execPath, join(root, "dist/cli/main.js"), "start"], {
-    cwd: root,
-    env: {
-      ...process.env,
-      WEIR_PROXY_LISTEN: `127.0.0.1:${weirPort}`,
-      WEIR_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
-      WEIR_CONTROL_LISTEN: "127.0.0.1:0",
-      WEIR_METRICS_LISTEN: "127.0.0.1:0",
-      WEIR_ADMIN_KEY: key,
-      WEIR_DATA_DIR: join(work, "weir-data"),
-      WEIR_ACCESS_LOG: "off",
-    },
-  });
-  await waitForPort(adminPort, weir, "weir");
+  const startWeirProcess = async (name, proxyPort, controlPort) => {
+    const child = start("taskset", ["-c", "0", process.execPath, join(root, "dist/cli/main.js"), "start"], {
+      cwd: root,
+      env: {
+        ...process.env,
+        WEIR_PROXY_LISTEN: `127.0.0.1:${proxyPort}`,
+        WEIR_ADMIN_LISTEN: `127.0.0.1:${controlPort}`,
+        WEIR_CONTROL_LISTEN: "127.0.0.1:0",
+        WEIR_METRICS_LISTEN: "127.0.0.1:0",
+        WEIR_ADMIN_KEY: key,
+        WEIR_DATA_DIR: join(work, `${name}-data`),
+        WEIR_ACCESS_LOG: "off",
+      },
+    });
+    await waitForPort(controlPort, child, name);
+    return child;
+  };
+  const weir = await startWeirProcess("weir", weirPort, adminPort);
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   await admin(adminUrl, key, "/apisix/admin/upstreams/bench", {
     type: "roundrobin",
@@ -307,6 +313,45 @@ async function main() {
     upstream_id: "bench",
     plugins: { prometheus: {} },
   });
+  // The Redis policy's cost, on a Weir process of its own: loading ioredis (about 20 MB) must not count
+  // against the main process's RSS target. limit-count in Redis on every request, and with sync_interval.
+  const [redisPort, weirRedisPort, weirRedisAdminPort] = await Promise.all([freePort(), freePort(), freePort()]);
+  const redis = start("taskset", [
+    "-c",
+    "1",
+    "redis-server",
+    "--port",
+    String(redisPort),
+    "--bind",
+    "127.0.0.1",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+  ]);
+  await waitForPort(redisPort, redis, "redis");
+  const weirRedis = await startWeirProcess("weir-redis", weirRedisPort, weirRedisAdminPort);
+  const redisAdmin = `http://127.0.0.1:${weirRedisAdminPort}`;
+  const redisCount = {
+    count: 1000000000,
+    time_window: 60,
+    policy: "redis",
+    redis_host: "127.0.0.1",
+    redis_port: redisPort,
+  };
+  const upstreamNodes = {
+    nodes: [
+      { host: "127.0.0.1", port: up1, weight: 1 },
+      { host: "127.0.0.1", port: up2, weight: 1 },
+    ],
+  };
+  for (const [path, plugins] of [
+    ["/bench-count-local", { "limit-count": { count: 1000000000, time_window: 60 } }],
+    ["/bench-count-redis", { "limit-count": redisCount }],
+    ["/bench-count-redis-sync", { "limit-count": { ...redisCount, sync_interval: 0.5 } }],
+  ]) {
+    await admin(redisAdmin, key, `/apisix/admin/routes${path}`, { uri: path, upstream: upstreamNodes, plugins });
+  }
   // Issue 4 rows: chat completions against the LLM simulator (no think time), direct and through proxies.
   const simPort = await freePort();
   const sim = start("taskset", [
@@ -388,6 +433,8 @@ async function main() {
   targets.push({ name: "weir", url: `http://127.0.0.1:${weirPort}/bench`, pid: weir.pid });
   targets.push({ name: "weir-limit-req", url: `http://127.0.0.1:${weirPort}/bench-limited`, pid: weir.pid });
   targets.push({ name: "weir-metrics", url: `http://127.0.0.1:${weirPort}/bench-metrics`, pid: weir.pid });
+  for (const row of ["count-local", "count-redis", "count-redis-sync"])
+    targets.push({ name: `weir-${row}`, url: `http://127.0.0.1:${weirRedisPort}/bench-${row}`, pid: weirRedis.pid });
   for (const [row] of balancerRows)
     targets.push({ name: row, url: `http://127.0.0.1:${weirPort}/${row}`, pid: weir.pid });
 
