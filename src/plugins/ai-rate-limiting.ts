@@ -2,7 +2,7 @@ import { type Static, Type } from "@sinclair/typebox";
 import { type CostExpr, compileCostExpr } from "../ai/cost-expr.js";
 import type { AiRequest } from "../ai/plan.js";
 import type { LlmUsage } from "../ai/usage.js";
-import { confVersion } from "../ratelimit/conf-version.js";
+import { ownerKey } from "../ratelimit/conf-version.js";
 import { type CounterResult, floor2, type MaybePromise, type RateLimitCounter } from "../ratelimit/counter.js";
 import { LocalFixedWindowCounter } from "../ratelimit/local-fixed.js";
 import { type Quantity, quantity, quantityError, resolveQuantity } from "../ratelimit/quantity.js";
@@ -188,7 +188,7 @@ function counterFor(conf: AiRateLimitingConfig): { counter: RateLimitCounter; ow
 
 function compile(conf: AiRateLimitingConfig, scope: PluginScope): State {
   // Whose budget (APISIX's resource key) and which config of it (its plugin-level conf_version).
-  const where = `${scope.kind}:${scope.id.length}:${scope.id}:${confVersion(conf)}`;
+  const where = ownerKey(scope, conf);
   const perInstance = new Map<string, Budget>();
   for (const inst of conf.instances ?? []) {
     perInstance.set(inst.name, {

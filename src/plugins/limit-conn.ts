@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { type Static, Type } from "@sinclair/typebox";
-import { confVersion } from "../ratelimit/conf-version.js";
+import { ownerKey } from "../ratelimit/conf-version.js";
 import { RedisConcurrencyCounter } from "../ratelimit/redis-counters.js";
 import {
   REDIS_POLICY_SCHEMA_NO_SENTINEL,
@@ -64,10 +64,9 @@ interface State {
 
 function compile(conf: LimitConnConfig, scope: PluginScope): State {
   const redis = conf.policy === "redis" || conf.policy === "redis-cluster";
-  const owner = `${scope.kind}:${scope.id}:${confVersion(conf)}`;
   return {
     redis: redis ? new RedisConcurrencyCounter(conf, conf.key_ttl ?? 3600) : undefined,
-    owner: `${owner.length}:${owner}:`,
+    owner: ownerKey(scope, conf),
     allowDegradation: conf.allow_degradation === true,
     max: conf.conn,
     burst: conf.burst,

@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import { type Static, Type } from "@sinclair/typebox";
-import { confVersion } from "../ratelimit/conf-version.js";
+import { ownerKey } from "../ratelimit/conf-version.js";
 import { monotonicEpochMs } from "../ratelimit/counter.js";
 import { RedisLeakyBucketStore } from "../ratelimit/redis-counters.js";
 import {
@@ -201,10 +201,7 @@ export function compileWith(conf: LimitReqConfig, scope: PluginScope, options: L
   const now = options.now ?? (redis ? monotonicEpochMs : performance.now.bind(performance));
   return {
     store: redis
-      ? scopedStore(
-          new RedisLeakyBucketStore(conf, conf.rate, conf.burst),
-          `${scope.kind}:${scope.id}:${confVersion(conf)}`,
-        )
+      ? scopedStore(new RedisLeakyBucketStore(conf, conf.rate, conf.burst), ownerKey(scope, conf))
       : new LocalLeakyBucketStore(conf.rate, conf.burst, { ...options, now }),
     now,
     keyVar: conf.key,
@@ -219,8 +216,7 @@ export function compileWith(conf: LimitReqConfig, scope: PluginScope, options: L
 
 /** A store whose keys are prefixed with the budget's owner, so two routes never share a Redis bucket. */
 function scopedStore(store: RedisLeakyBucketStore, owner: string): LeakyBucketStore {
-  const prefix = `${owner.length}:${owner}:`;
-  return { incoming: (key, now) => store.incoming(prefix + key, now), close: () => store.close() };
+  return { incoming: (key, now) => store.incoming(owner + key, now), close: () => store.close() };
 }
 
 function compile(conf: LimitReqConfig, scope: PluginScope): State {

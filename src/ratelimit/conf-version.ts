@@ -10,6 +10,14 @@ export function confVersion(conf: object): string {
   return createHash("sha256").update(stableJson(rest)).digest("base64url").slice(0, 12);
 }
 
+/**
+ * The key prefix of the budgets one plugin instance owns: where it is configured (kind and id, the id
+ * length-prefixed so no id can spell another) and which config of it (confVersion). Ends with ":".
+ */
+export function ownerKey(scope: { kind: string; id: string }, conf: object): string {
+  return `${scope.kind}:${scope.id.length}:${scope.id}:${confVersion(conf)}:`;
+}
+
 function stableJson(value: unknown): string {
   if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null";
   if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
