@@ -192,7 +192,7 @@ function compile(conf: AiRateLimitingConfig, scope: PluginScope): State {
   const perInstance = new Map<string, Budget>();
   for (const inst of conf.instances ?? []) {
     perInstance.set(inst.name, {
-      key: `${where}#${inst.name}`,
+      key: `${where}#instance:${inst.name}`,
       limit: quantity(inst.limit),
       window: quantity(inst.time_window),
       limitHeader: `X-AI-RateLimit-Limit-${inst.name}`,
