@@ -205,10 +205,14 @@ export function limitKey(state: Pick<State, "keyType" | "key" | "keyTemplate">, 
   return key === undefined || key === "" ? ctx.remoteAddr : key;
 }
 
+/** Whose budget this request spends: the fixed owner (group, global rule, consumer) or the matched route's. */
+function ownerPrefix(state: State, ctx: PluginContext): string {
+  return state.fixedPrefix ?? `${ctx.routeId ?? ""}&${ctx.serviceId ?? ""}:${state.fingerprint}:`;
+}
+
 /** The counter's key: the owner of the budget, then the limit key. */
 export function counterKey(state: State, ctx: PluginContext): string {
-  const prefix = state.fixedPrefix ?? `${ctx.routeId ?? ""}&${ctx.serviceId ?? ""}:${state.fingerprint}:`;
-  return prefix + limitKey(state, ctx);
+  return ownerPrefix(state, ctx) + limitKey(state, ctx);
 }
 
 const RESOLVE_FAILED: Reply = { status: 500 };
@@ -243,7 +247,7 @@ function access(state: State, ctx: PluginContext): Reply | Promise<Reply | undef
  */
 function accessRules(state: State, ctx: PluginContext): Reply | Promise<Reply | undefined> | undefined {
   const applicable: { rule: Rule; key: string }[] = [];
-  const owner = state.fixedPrefix ?? `${ctx.routeId ?? ""}&${ctx.serviceId ?? ""}:${state.fingerprint}:`;
+  const owner = ownerPrefix(state, ctx);
   for (const rule of state.rules!) {
     const rendered = rule.key.renderIfResolved(ctx);
     if (rendered !== undefined) applicable.push({ rule, key: owner + rule.tag + rendered });

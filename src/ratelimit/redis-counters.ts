@@ -141,16 +141,27 @@ function redisKey(prefix: string, key: string): string {
   return `weir:${prefix}:{${key}}`;
 }
 
-export class RedisFixedWindowCounter implements RateLimitCounter {
-  private readonly lease: RedisLease;
-  private readonly redis: ScriptedConnection;
+/** What every Redis counter holds: its lease on the shared connection, with Weir's scripts defined. */
+abstract class RedisScripts {
+  protected readonly lease: RedisLease;
+  protected readonly redis: ScriptedConnection;
 
+  constructor(conf: RedisPolicyConfig) {
+    this.lease = acquireRedis(conf);
+    this.redis = withScripts(this.lease.connection);
+  }
+
+  close(): void {
+    this.lease.release();
+  }
+}
+
+export class RedisFixedWindowCounter extends RedisScripts implements RateLimitCounter {
   constructor(
     conf: RedisPolicyConfig,
     private readonly prefix: string,
   ) {
-    this.lease = acquireRedis(conf);
-    this.redis = withScripts(this.lease.connection);
+    super(conf);
   }
 
   incoming(key: string, cost: number, limit: number, windowSeconds: number): Promise<CounterResult> {
@@ -175,23 +186,15 @@ export class RedisFixedWindowCounter implements RateLimitCounter {
       resetSeconds: ttl! / 1000,
     };
   }
-
-  close(): void {
-    this.lease.release();
-  }
 }
 
-export class RedisSlidingWindowCounter implements RateLimitCounter {
-  private readonly lease: RedisLease;
-  private readonly redis: ScriptedConnection;
-
+export class RedisSlidingWindowCounter extends RedisScripts implements RateLimitCounter {
   constructor(
     conf: RedisPolicyConfig,
     private readonly prefix: string,
     private readonly now: () => number = Date.now,
   ) {
-    this.lease = acquireRedis(conf);
-    this.redis = withScripts(this.lease.connection);
+    super(conf);
   }
 
   incoming(key: string, cost: number, limit: number, windowSeconds: number): Promise<CounterResult> {
@@ -221,10 +224,6 @@ export class RedisSlidingWindowCounter implements RateLimitCounter {
     if (commit) return slidingCommitResult(current!, previous!, limit, left, windowMs);
     return slidingResult(admitted === 1, current!, previous!, limit, cost, left, windowMs);
   }
-
-  close(): void {
-    this.lease.release();
-  }
 }
 
 /**
@@ -232,16 +231,13 @@ export class RedisSlidingWindowCounter implements RateLimitCounter {
  * ms, or -1 (limit-req's REJECTED) past rate + burst, in which case nothing was recorded. Times are epoch
  * ms so every instance's requests drain the same bucket.
  */
-export class RedisLeakyBucketStore {
-  private readonly lease: RedisLease;
-  private readonly redis: ScriptedConnection;
+export class RedisLeakyBucketStore extends RedisScripts {
   private readonly rate: number;
   private readonly burst: number;
   private readonly ttlSeconds: number;
 
   constructor(conf: RedisPolicyConfig, rate: number, burst: number) {
-    this.lease = acquireRedis(conf);
-    this.redis = withScripts(this.lease.connection);
+    super(conf);
     this.rate = rate * 1000;
     this.burst = burst * 1000;
     // A bucket drains fully within (burst + 1) / rate seconds; after that it says nothing a missing one would not.
@@ -258,10 +254,6 @@ export class RedisLeakyBucketStore {
     );
     return admitted === 1 ? (Number(excess) / this.rate) * 1000 : -1;
   }
-
-  close(): void {
-    this.lease.release();
-  }
 }
 
 /**
@@ -269,16 +261,12 @@ export class RedisLeakyBucketStore {
  * gateway instance. A request enters with its own id and leaves by removing it; one that never leaves
  * (its gateway died) stops counting after `ttlSeconds`.
  */
-export class RedisConcurrencyCounter {
-  private readonly lease: RedisLease;
-  private readonly redis: ScriptedConnection;
-
+export class RedisConcurrencyCounter extends RedisScripts {
   constructor(
     conf: RedisPolicyConfig,
     private readonly ttlSeconds: number,
   ) {
-    this.lease = acquireRedis(conf);
-    this.redis = withScripts(this.lease.connection);
+    super(conf);
   }
 
   /** The number in flight with this request, or -1 when `limit` are in flight already (nothing recorded). */
@@ -295,9 +283,5 @@ export class RedisConcurrencyCounter {
 
   async leave(key: string, id: string): Promise<void> {
     await this.lease.connection.zrem(redisKey("limit-conn", key), id);
-  }
-
-  close(): void {
-    this.lease.release();
   }
 }
