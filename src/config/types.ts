@@ -20,7 +20,9 @@ export type StoreConfig =
   | { provider: "embedded" }
   | {
       provider: "etcd";
+      /** `http://host:port` (or https) of each member; requests go to the first that answers. */
       hosts: string[];
+      /** The etcd key prefix that stands for APISIX's `/apisix`. */
       prefix: string;
       timeoutMs: number;
       user?: string;

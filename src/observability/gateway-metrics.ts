@@ -187,11 +187,11 @@ export class GatewayMetrics {
 
     const code = ctx.var("status") ?? "";
     const source = ctx.var("response_source") ?? "apisix";
-    const statusKey = `${code}\u0000${source}\u0000${ctx.var("matched_uri") ?? ""}\u0000${ctx.var("matched_host") ?? ""}`;
+    const uri = ctx.var("matched_uri") ?? "";
+    const host = ctx.var("matched_host") ?? "";
+    const statusKey = `${code}\u0000${source}\u0000${uri}\u0000${host}`;
     let status = bundle.statuses.get(statusKey);
     if (status === undefined) {
-      const uri = ctx.var("matched_uri") ?? "";
-      const host = ctx.var("matched_host") ?? "";
       status = this.series(this.status, undefined, [
         code,
         route,

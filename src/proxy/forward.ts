@@ -197,8 +197,9 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
 
   onComplete(): void {
     this.finished = true;
-    this.ctx.upstreamEndTime = performance.now() - this.ctx.startTime;
-    this.upstream.balancer.onAttemptEnd?.(this.node!, performance.now() - this.attemptStart, false);
+    const now = performance.now();
+    this.ctx.upstreamEndTime = now - this.ctx.startTime;
+    this.upstream.balancer.onAttemptEnd?.(this.node!, now - this.attemptStart, false);
     this.ctx.res.off("close", this.onClientClose);
     this.writer.end(this.ctx);
   }

@@ -1,5 +1,5 @@
 import type { Pool } from "undici";
-import type { EtcdTls } from "../config/types.js";
+import type { StoreConfig } from "../config/types.js";
 import { DEFAULT_PREFIX } from "./keys.js";
 import {
   CompareFailedError,
@@ -13,18 +13,10 @@ import {
   type WatchListener,
 } from "./types.js";
 
-export interface EtcdStoreOptions {
-  /** `http://host:port` of each member; requests go to the first that answers. */
-  hosts: string[];
-  /** etcd key prefix standing for APISIX's `/apisix` (deployment.etcd.prefix). */
-  prefix: string;
-  timeoutMs: number;
-  user?: string;
-  password?: string;
-  /** For https members: client certificate, CA, verification, SNI. */
-  tls?: EtcdTls;
+/** `deployment.etcd` as loaded (hosts, prefix, timeout, credentials, TLS), and where to log skipped keys. */
+export type EtcdStoreOptions = Omit<Extract<StoreConfig, { provider: "etcd" }>, "provider"> & {
   log?: (line: string) => void;
-}
+};
 
 interface EtcdKv {
   key: string;

@@ -16,13 +16,6 @@ export function createStore(config: StoreConfig, dataDir: string): ConfigStore {
     case "embedded":
       return new EmbeddedStore({ dir: join(dataDir, "store") });
     case "etcd":
-      return new EtcdStore({
-        hosts: config.hosts,
-        prefix: config.prefix,
-        timeoutMs: config.timeoutMs,
-        user: config.user,
-        password: config.password,
-        tls: config.tls,
-      });
+      return new EtcdStore(config);
   }
 }
