@@ -263,10 +263,17 @@ export interface RequestPhases {
 
 /** The global rules' chain without the prefer_route plugins that `route` configures itself. */
 function globalFor(global: PluginChain, route: PluginChain): PluginChain {
-  const shadowed = global.names.filter((n) => route.names.includes(n));
-  if (shadowed.length === 0) return global;
-  const keep = (entries: readonly PluginEntry[]) =>
-    entries.filter((e) => e.plugin.runPolicy !== "prefer_route" || !route.names.includes(e.name));
+  const shadowed = (e: PluginEntry) => e.plugin.runPolicy === "prefer_route" && route.names.includes(e.name);
+  const phases = [
+    global.rewrite,
+    global.access,
+    global.before_proxy,
+    global.header_filter,
+    global.body_filter,
+    global.log,
+  ];
+  if (!phases.some((entries) => entries.some(shadowed))) return global;
+  const keep = (entries: readonly PluginEntry[]) => entries.filter((e) => !shadowed(e));
   return {
     rewrite: keep(global.rewrite),
     access: keep(global.access),
