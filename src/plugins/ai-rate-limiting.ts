@@ -127,6 +127,8 @@ interface State {
 
 /** What access found, for the headers and the debit after the answer. */
 interface Checked {
+  /** Where access files it: the instance name, or `rule<i>`. */
+  slot: string;
   budget: Budget;
   key: string;
   limit: number;
@@ -136,8 +138,6 @@ interface Checked {
 
 /** A budget looked at, the counter's answer possibly still on its way (Redis). */
 interface Pending extends Omit<Checked, "result"> {
-  /** Where access files it: the instance name, or `rule<i>`. */
-  slot: string;
   result: MaybePromise<CounterResult>;
 }
 
@@ -303,8 +303,7 @@ function access(state: State, ctx: PluginContext): Reply | Promise<Reply | undef
       if (p !== undefined) pending.push(p);
     }
   }
-  if (!pending.some((p) => p.result instanceof Promise))
-    return decide(state, ctx, ai, pending as (Checked & { slot: string })[]);
+  if (!pending.some((p) => p.result instanceof Promise)) return decide(state, ctx, ai, pending as Checked[]);
   return Promise.all(pending.map((p) => p.result)).then(
     (results) =>
       decide(
@@ -317,12 +316,7 @@ function access(state: State, ctx: PluginContext): Reply | Promise<Reply | undef
   );
 }
 
-function decide(
-  state: State,
-  ctx: PluginContext,
-  ai: AiRequest,
-  checks: (Checked & { slot: string })[],
-): Reply | undefined {
+function decide(state: State, ctx: PluginContext, ai: AiRequest, checks: Checked[]): Reply | undefined {
   const seen = seenOf(ctx, state);
   if (state.rules !== undefined) {
     for (const checked of checks) {
