@@ -1,5 +1,5 @@
 import { validatePlugins, validateResource } from "../config/validate.js";
-import type { Plugin } from "../plugins/types.js";
+import type { Plugin } from "../plugin-api/plugin.js";
 import type { ConfigStore } from "../store/types.js";
 import { checkReferences, listResources } from "./references.js";
 import { fail } from "./reply.js";

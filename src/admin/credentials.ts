@@ -2,7 +2,7 @@ import { Type } from "@sinclair/typebox";
 import { ResourceMetaFields } from "../config/schemas/common.js";
 import { isEnvRef, type PluginSecrets, resolveEnvRef } from "../config/secrets.js";
 import { validatePlugins, validateSchema } from "../config/validate.js";
-import type { Plugin } from "../plugins/types.js";
+import type { Plugin } from "../plugin-api/plugin.js";
 import { resourceKey, resourcePrefix } from "../store/keys.js";
 import { CompareFailedError, type ConfigStore, type StoreEntry } from "../store/types.js";
 import type { CheckEnv } from "./checks.js";

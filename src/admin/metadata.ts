@@ -1,5 +1,5 @@
 import { validateSchema } from "../config/validate.js";
-import type { Plugin } from "../plugins/types.js";
+import type { Plugin } from "../plugin-api/plugin.js";
 import { resourceKey } from "../store/keys.js";
 import type { ConfigStore } from "../store/types.js";
 import type { AdminContext } from "./context.js";

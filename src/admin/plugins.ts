@@ -1,7 +1,7 @@
 import type { TSchema } from "@sinclair/typebox";
 import { isSchemaResourceType, NAMED_SCHEMAS, RESOURCE_SCHEMAS } from "../config/schemas/index.js";
 import { checkSchema, injectedPluginSchema } from "../config/validate.js";
-import type { Plugin } from "../plugins/types.js";
+import type { Plugin } from "../plugin-api/plugin.js";
 import { type Answer, fail } from "./reply.js";
 
 /**

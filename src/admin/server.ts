@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { PluginSecrets } from "../config/secrets.js";
 import type { AdminKey } from "../config/types.js";
-import type { Plugin } from "../plugins/types.js";
+import type { Plugin } from "../plugin-api/plugin.js";
 import { compileIpMatcher } from "../router/ip.js";
 import { EtcdUnavailableError } from "../store/etcd.js";
 import type { ConfigStore } from "../store/types.js";

@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Type } from "@sinclair/typebox";
 import type { AdminKey } from "../config/types.js";
-import type { Plugin } from "../plugins/types.js";
+import type { Plugin } from "../plugin-api/plugin.js";
 import { MemoryStore } from "../store/memory.js";
 import { createAdminHandler } from "./server.js";
 

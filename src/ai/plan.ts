@@ -1,16 +1,17 @@
-import type { Reply, UpstreamHandle, UpstreamResolver } from "../plugins/types.js";
+import type { Reply } from "../http/reply.js";
 import type { Balancer, BalancerRequest, UpstreamNode } from "../upstream/balancer.js";
 import { createBalancer } from "../upstream/balancers.js";
-import type { AiResult } from "./call.js";
+import type { CompiledUpstreamHandle, UpstreamResolver } from "../upstream/handle.js";
 import type { AiProtocol, JsonObject } from "./protocols.js";
 import { PROVIDERS, type ProviderDef, UNSUPPORTED_PROVIDERS } from "./providers.js";
+import type { LlmUsage } from "./usage.js";
 
 /** One model instance (APISIX's ai-proxy-multi `instances[]` item), compiled once per config change. */
 export interface AiInstance extends UpstreamNode {
   readonly name: string;
   readonly provider: ProviderDef;
   /** A one-node inline upstream to the instance's origin: pooled connections, TLS, health checks. */
-  readonly upstream: UpstreamHandle;
+  readonly upstream: CompiledUpstreamHandle;
   /** Path and query from `override.endpoint` when it names one; the provider's own path otherwise. */
   readonly endpointPath: string | undefined;
   /** `auth.query` as an encoded query string (without `?`), or "". */
@@ -49,6 +50,14 @@ export interface AiPlan {
   readonly maxRequestBodyBytes: number;
   readonly maxStreamDurationMs: number | undefined;
   readonly maxResponseBytes: number | undefined;
+}
+
+/** What the client learns about the answer, set as request variables for plugins and the access log. */
+export interface AiResult {
+  instance: string;
+  usage: LlmUsage;
+  model: string | undefined;
+  timeToFirstTokenMs: number | undefined;
 }
 
 /** One request's AI call: the plan, what the client asked, and instances other plugins ruled out. */

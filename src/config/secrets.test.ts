@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { Type } from "@sinclair/typebox";
-import type { Plugin } from "../plugins/types.js";
+import type { Plugin } from "../plugin-api/plugin.js";
 import { CIPHER_PREFIX, Keyring, loadKeyring, MASK, mapFields, PluginSecrets, resolveEnvRefs } from "./secrets.js";
 
 describe("Keyring", () => {

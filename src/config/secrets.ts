@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Plugin } from "../plugins/types.js";
+import type { Plugin } from "../plugin-api/plugin.js";
 
 /**
  * Secrets at rest: the plugin fields a plugin lists in `encryptFields` are stored as AES-256-GCM

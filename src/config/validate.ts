@@ -1,7 +1,7 @@
 import { isIPv4, isIPv6 } from "node:net";
 import type { TSchema } from "@sinclair/typebox";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
-import type { Plugin } from "../plugins/types.js";
+import type { Plugin } from "../plugin-api/plugin.js";
 import { isSchemaResourceType, RESOURCE_SCHEMAS, type SchemaResourceType } from "./schemas/index.js";
 import { PLUGIN_INJECTED_COMMENT, PluginMetaSchema } from "./schemas/others.js";
 import { checkUpstreamConf, precheckRoute, precheckService, precheckUpstream, refuseLua } from "./schemas/rules.js";

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { ConfigSync } from "../proxy/config-sync.js";
+import type { ConfigSync } from "../snapshot/config-sync.js";
 import type { ResourceType } from "../store/keys.js";
 
 /**

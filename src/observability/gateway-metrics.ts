@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import type { PluginContext } from "../plugins/context.js";
+import type { PluginContext } from "../plugin-api/context.js";
 import { VERSION } from "../version.js";
 import {
   type CounterSeries,

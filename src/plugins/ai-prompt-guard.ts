@@ -1,7 +1,7 @@
 import { type Static, Type } from "@sinclair/typebox";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { Plugin, Reply } from "../plugin-api/plugin.js";
 import { DEFAULT_MAX_BODY, detectProtocol, isObject, promptMessages, readJsonBody } from "./ai/chat-body.js";
-import type { PluginContext } from "./context.js";
-import type { Plugin, Reply } from "./types.js";
 
 /**
  * ai-prompt-guard: checks the prompt of a chat request (OpenAI chat or Anthropic Messages) against allow and

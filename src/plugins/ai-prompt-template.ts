@@ -1,4 +1,6 @@
 import { type Static, Type } from "@sinclair/typebox";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { Plugin, Reply } from "../plugin-api/plugin.js";
 import {
   DEFAULT_MAX_BODY,
   isObject,
@@ -7,8 +9,6 @@ import {
   replaceJsonBody,
   unreadableBody,
 } from "./ai/chat-body.js";
-import type { PluginContext } from "./context.js";
-import type { Plugin, Reply } from "./types.js";
 
 /**
  * ai-prompt-template: the client names a configured request template (`template_name`) and sends only its

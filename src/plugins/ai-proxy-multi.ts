@@ -7,9 +7,9 @@ import {
   type FallbackPolicy,
   instanceBalancer,
 } from "../ai/plan.js";
-import { prepareAiRequest } from "../ai/request.js";
 import { instanceSchema, transportFields } from "../ai/schema.js";
-import type { Plugin, PluginScope } from "./types.js";
+import type { Plugin, PluginScope } from "../plugin-api/plugin.js";
+import { prepareAiRequest } from "./ai/request.js";
 
 /**
  * ai-proxy-multi: a pool of model instances (self-hosted and cloud) behind one route, balanced by

@@ -1,8 +1,8 @@
 import { type Static, Type } from "@sinclair/typebox";
 import { type AiPlan, buildPlan, checkInstance, compileInstance, instanceBalancer } from "../ai/plan.js";
-import { prepareAiRequest } from "../ai/request.js";
 import { authSchema, optionsSchema, overrideSchema, providerSchema, transportFields } from "../ai/schema.js";
-import type { Plugin, PluginScope } from "./types.js";
+import type { Plugin, PluginScope } from "../plugin-api/plugin.js";
+import { prepareAiRequest } from "./ai/request.js";
 
 /**
  * ai-proxy: the route talks to one LLM provider. The client speaks OpenAI (chat, responses, embeddings)

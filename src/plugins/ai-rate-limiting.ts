@@ -2,6 +2,8 @@ import { type Static, Type } from "@sinclair/typebox";
 import { type CostExpr, compileCostExpr } from "../ai/cost-expr.js";
 import type { AiRequest } from "../ai/plan.js";
 import type { LlmUsage } from "../ai/usage.js";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { Plugin, PluginScope, Reply } from "../plugin-api/plugin.js";
 import { ownerKey } from "../ratelimit/conf-version.js";
 import { type CounterResult, floor2, type MaybePromise, type RateLimitCounter } from "../ratelimit/counter.js";
 import { LocalFixedWindowCounter } from "../ratelimit/local-fixed.js";
@@ -9,8 +11,6 @@ import { type Quantity, quantity, quantityError, resolveQuantity } from "../rate
 import { RedisFixedWindowCounter } from "../ratelimit/redis-counters.js";
 import { REDIS_POLICY_SCHEMA, REDIS_SECRET_FIELDS, type RedisPolicyConfig } from "../ratelimit/redis-schema.js";
 import { IntegerOrVariable, RulesSchema } from "../ratelimit/schema.js";
-import type { PluginContext } from "./context.js";
-import type { Plugin, PluginScope, Reply } from "./types.js";
 import { compileVarTemplate, type VarTemplate } from "./vars-template.js";
 
 /**

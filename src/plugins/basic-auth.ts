@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { type Static, Type } from "@sinclair/typebox";
-import type { PluginContext } from "./context.js";
-import type { PhaseResult, Plugin, Reply } from "./types.js";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { PhaseResult, Plugin, Reply } from "../plugin-api/plugin.js";
 
 /**
  * basic-auth: identifies the consumer by HTTP Basic credentials (RFC 7617). The username is looked up in

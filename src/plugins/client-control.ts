@@ -1,6 +1,6 @@
 import { type Static, Type } from "@sinclair/typebox";
-import type { PluginContext } from "./context.js";
-import type { Plugin, Reply } from "./types.js";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { Plugin, Reply } from "../plugin-api/plugin.js";
 
 /**
  * client-control: a per-route cap on the request body (nginx's client_max_body_size, set per request as

@@ -1,7 +1,7 @@
 import { type Static, Type } from "@sinclair/typebox";
 import { HttpMethodSchema, StringEnum } from "../config/schemas/common.js";
-import type { PluginContext } from "./context.js";
-import type { Plugin, Reply } from "./types.js";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { Plugin, Reply } from "../plugin-api/plugin.js";
 
 /**
  * consumer-restriction: allows or refuses a request by who it is (consumer name or consumer group, as an

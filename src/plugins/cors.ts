@@ -1,7 +1,7 @@
 import { type Static, Type } from "@sinclair/typebox";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { Plugin, Reply } from "../plugin-api/plugin.js";
 import { compileRegex } from "../router/vars.js";
-import type { PluginContext } from "./context.js";
-import type { Plugin, Reply } from "./types.js";
 
 /**
  * cors: answers every OPTIONS request itself (200, no upstream call) and adds CORS headers to responses

@@ -1,7 +1,7 @@
 import { type Static, Type } from "@sinclair/typebox";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { Plugin, Reply } from "../plugin-api/plugin.js";
 import { compileVars, type VarsPredicate } from "../router/vars.js";
-import type { PluginContext } from "./context.js";
-import type { Plugin, Reply } from "./types.js";
 import { compileVarTemplate, type VarTemplate } from "./vars-template.js";
 
 /**

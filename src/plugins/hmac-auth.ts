@@ -12,8 +12,8 @@ import {
   safeEqual,
   signingString,
 } from "../auth/hmac.js";
-import type { CredentialMatch, PluginContext } from "./context.js";
-import type { Plugin, Reply } from "./types.js";
+import type { CredentialMatch, PluginContext } from "../plugin-api/context.js";
+import type { Plugin, Reply } from "../plugin-api/plugin.js";
 
 /**
  * hmac-auth: identifies the consumer from an HTTP signature (`Authorization: Signature keyId=…`). The

@@ -1,3 +1,4 @@
+import type { Plugin } from "../plugin-api/plugin.js";
 import { aiPromptDecorator } from "./ai-prompt-decorator.js";
 import { aiPromptGuard } from "./ai-prompt-guard.js";
 import { aiPromptTemplate } from "./ai-prompt-template.js";
@@ -28,7 +29,6 @@ import { requestId } from "./request-id.js";
 import { requestValidation } from "./request-validation.js";
 import { responseRewrite } from "./response-rewrite.js";
 import { trafficSplit } from "./traffic-split.js";
-import type { Plugin } from "./types.js";
 import { uaRestriction } from "./ua-restriction.js";
 
 /**

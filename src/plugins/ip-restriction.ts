@@ -1,8 +1,8 @@
 import { type Static, Type } from "@sinclair/typebox";
 import { IP_DEF } from "../config/schemas/common.js";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { Plugin, Reply } from "../plugin-api/plugin.js";
 import { compileIpMatcher, validateIp } from "../router/ip.js";
-import type { PluginContext } from "./context.js";
-import type { Plugin, Reply } from "./types.js";
 
 /**
  * ip-restriction: allows only a whitelist of client addresses, or refuses a blacklist of them (IPv4, IPv6,

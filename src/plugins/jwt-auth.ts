@@ -12,8 +12,8 @@ import {
   verifySignature,
   verifyTimeClaims,
 } from "../auth/jwt.js";
-import type { PluginContext } from "./context.js";
-import type { Plugin, Reply } from "./types.js";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { Plugin, Reply } from "../plugin-api/plugin.js";
 
 /**
  * jwt-auth: identifies the consumer from a JWT in a header, query argument or cookie. The token's key claim

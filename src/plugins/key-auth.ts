@@ -1,6 +1,6 @@
 import { type Static, Type } from "@sinclair/typebox";
-import type { PluginContext } from "./context.js";
-import type { PhaseResult, Plugin, Reply } from "./types.js";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { PhaseResult, Plugin, Reply } from "../plugin-api/plugin.js";
 
 /**
  * key-auth: identifies the consumer by an API key sent in a header (default `apikey`) or, failing that, a

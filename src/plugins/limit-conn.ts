@@ -1,5 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { type Static, Type } from "@sinclair/typebox";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { Plugin, PluginScope, Reply } from "../plugin-api/plugin.js";
 import { ownerKey } from "../ratelimit/conf-version.js";
 import { RedisConcurrencyCounter } from "../ratelimit/redis-counters.js";
 import {
@@ -7,8 +9,6 @@ import {
   REDIS_SECRET_FIELDS,
   type RedisPolicyConfig,
 } from "../ratelimit/redis-schema.js";
-import type { PluginContext } from "./context.js";
-import type { Plugin, PluginScope, Reply } from "./types.js";
 import { compileVarTemplate, type VarTemplate } from "./vars-template.js";
 
 /**

@@ -1,4 +1,6 @@
 import { type Static, Type } from "@sinclair/typebox";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { Plugin, PluginScope, Reply } from "../plugin-api/plugin.js";
 import { confVersion } from "../ratelimit/conf-version.js";
 import { type CounterResult, floor2, type RateLimitCounter } from "../ratelimit/counter.js";
 import { DelayedSyncCounter } from "../ratelimit/delayed-sync.js";
@@ -8,8 +10,6 @@ import { type Quantity, quantity, quantityError, resolveQuantity } from "../rate
 import { RedisFixedWindowCounter, RedisSlidingWindowCounter } from "../ratelimit/redis-counters.js";
 import { REDIS_POLICY_SCHEMA, REDIS_SECRET_FIELDS, type RedisPolicyConfig } from "../ratelimit/redis-schema.js";
 import { IntegerOrVariable, RulesSchema } from "../ratelimit/schema.js";
-import type { PluginContext } from "./context.js";
-import type { Plugin, PluginScope, Reply } from "./types.js";
 import { compileVarTemplate, type VarTemplate } from "./vars-template.js";
 
 /**

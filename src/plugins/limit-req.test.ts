@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { validatePluginConfig } from "../config/validate.js";
+import type { PluginScope, Reply } from "../plugin-api/plugin.js";
 import {
   compileWith,
   type LeakyBucketStore,
@@ -11,7 +12,6 @@ import {
   REJECTED,
 } from "./limit-req.js";
 import { TestContext } from "./test-context.js";
-import type { PluginScope, Reply } from "./types.js";
 
 const scope: PluginScope = { kind: "route", id: "1", revision: 7 };
 

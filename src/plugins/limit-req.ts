@@ -1,5 +1,7 @@
 import { performance } from "node:perf_hooks";
 import { type Static, Type } from "@sinclair/typebox";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { Plugin, PluginScope, Reply } from "../plugin-api/plugin.js";
 import { ownerKey } from "../ratelimit/conf-version.js";
 import { monotonicEpochMs } from "../ratelimit/counter.js";
 import { RedisLeakyBucketStore } from "../ratelimit/redis-counters.js";
@@ -8,8 +10,6 @@ import {
   REDIS_SECRET_FIELDS,
   type RedisPolicyConfig,
 } from "../ratelimit/redis-schema.js";
-import type { PluginContext } from "./context.js";
-import type { Plugin, PluginScope, Reply } from "./types.js";
 import { compileVarTemplate, type VarTemplate } from "./vars-template.js";
 
 /**

@@ -1,7 +1,7 @@
 import { type Static, Type } from "@sinclair/typebox";
 import { gatewayMetrics, METRIC_LABELS, STRUCTURAL_LABELS } from "../observability/gateway-metrics.js";
-import type { PluginContext } from "./context.js";
-import type { Plugin } from "./types.js";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { Plugin } from "../plugin-api/plugin.js";
 
 /**
  * prometheus: counts the requests of the routes (or global rules) it is configured on into APISIX's

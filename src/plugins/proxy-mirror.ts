@@ -1,8 +1,8 @@
 import { type Static, Type } from "@sinclair/typebox";
 import type { Pool } from "undici";
 import PoolClass from "undici/lib/dispatcher/pool.js";
-import type { PluginContext } from "./context.js";
-import type { Plugin } from "./types.js";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { Plugin } from "../plugin-api/plugin.js";
 
 /**
  * proxy-mirror: sends a copy of (a sample of) requests to a shadow service, e.g. a new model build, and

@@ -1,7 +1,7 @@
 import { type Static, Type } from "@sinclair/typebox";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { Plugin } from "../plugin-api/plugin.js";
 import { compileRegex } from "../router/vars.js";
-import type { PluginContext } from "./context.js";
-import type { Plugin } from "./types.js";
 import { type Captures, compileVarTemplate, type VarTemplate } from "./vars-template.js";
 
 /**

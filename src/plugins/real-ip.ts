@@ -1,9 +1,9 @@
 import { isIP } from "node:net";
 import { type Static, Type } from "@sinclair/typebox";
 import { IP_DEF } from "../config/schemas/common.js";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { Plugin } from "../plugin-api/plugin.js";
 import { compileIpMatcher, validateIp } from "../router/ip.js";
-import type { PluginContext } from "./context.js";
-import type { Plugin } from "./types.js";
 
 /**
  * real-ip: when the request comes through a trusted proxy, takes the client's address from a header or

@@ -1,8 +1,8 @@
 import { type Static, Type } from "@sinclair/typebox";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { Plugin, Reply } from "../plugin-api/plugin.js";
 import { compileRegex } from "../router/vars.js";
-import type { PluginContext } from "./context.js";
 import { compileReplacement, escapeUri } from "./proxy-rewrite.js";
-import type { Plugin, Reply } from "./types.js";
 
 /**
  * redirect: answers with a Location instead of proxying: to https (301 for GET/HEAD, 308 otherwise), to a

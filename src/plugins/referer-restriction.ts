@@ -1,7 +1,7 @@
 import { type Static, Type } from "@sinclair/typebox";
 import { HostSchema } from "../config/schemas/common.js";
-import type { PluginContext } from "./context.js";
-import type { Plugin, Reply } from "./types.js";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { Plugin, Reply } from "../plugin-api/plugin.js";
 
 /**
  * referer-restriction: allows only requests whose Referer host is on a whitelist, or refuses those on a

@@ -1,7 +1,7 @@
 import { randomFillSync, randomUUID } from "node:crypto";
 import { type Static, Type } from "@sinclair/typebox";
-import type { PluginContext } from "./context.js";
-import type { Plugin } from "./types.js";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { Plugin } from "../plugin-api/plugin.js";
 
 /**
  * request-id: gives every request an id (the client's own when it sent a non-empty one), forwards it

@@ -1,8 +1,8 @@
 import { type Static, Type } from "@sinclair/typebox";
 import { Ajv, type ValidateFunction } from "ajv";
 import { explain } from "../config/validate.js";
-import type { PluginContext } from "./context.js";
-import type { Plugin, Reply } from "./types.js";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { Plugin, Reply } from "../plugin-api/plugin.js";
 
 /**
  * request-validation: checks request headers and/or the body against JSON Schemas, compiled once per

@@ -1,9 +1,9 @@
 import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
 import { Type } from "@sinclair/typebox";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { Plugin } from "../plugin-api/plugin.js";
 import { compileRegex, compileVars, type VarsPredicate } from "../router/vars.js";
-import type { PluginContext } from "./context.js";
 import { compileReplacement } from "./proxy-rewrite.js";
-import type { Plugin } from "./types.js";
 import { compileVarTemplate, type VarSource, type VarTemplate } from "./vars-template.js";
 
 /**

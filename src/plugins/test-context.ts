@@ -2,7 +2,7 @@ import { IncomingMessage } from "node:http";
 import { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { AiRequest } from "../ai/plan.js";
-import type { CredentialMatch, PluginContext } from "./context.js";
+import type { CredentialMatch, PluginContext } from "../plugin-api/context.js";
 import { queryWithoutArg, uriWithoutArg } from "./query-args.js";
 
 /**

@@ -1,9 +1,9 @@
 import { type Static, Type } from "@sinclair/typebox";
 import { UpstreamSchema } from "../config/schemas/upstream.js";
 import { validateSchema } from "../config/validate.js";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { Plugin, PluginScope, UpstreamHandle } from "../plugin-api/plugin.js";
 import { compileVars, type VarsPredicate } from "../router/vars.js";
-import type { PluginContext } from "./context.js";
-import type { Plugin, PluginScope, UpstreamHandle } from "./types.js";
 
 /**
  * traffic-split: canary and blue-green releases. Rules are tried in order; the first whose `match`

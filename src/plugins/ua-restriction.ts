@@ -1,8 +1,8 @@
 import { type Static, Type } from "@sinclair/typebox";
+import type { PluginContext } from "../plugin-api/context.js";
+import type { Plugin, Reply } from "../plugin-api/plugin.js";
 import { runsInLinearTime } from "../router/regex-limit.js";
 import { compileRegex } from "../router/vars.js";
-import type { PluginContext } from "./context.js";
-import type { Plugin, Reply } from "./types.js";
 
 /**
  * ua-restriction: lets through only User-Agents matching an allowlist regex, or refuses those matching a

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { connectionTokens, isHopByHopResponseHeader, isManagedRequestHeader } from "../http/headers.js";
 import { normalizePath } from "./context.js";
-import { connectionTokens, isHopByHopResponseHeader, isManagedRequestHeader } from "./headers.js";
 
 test("routing paths are normalized like nginx's $uri", () => {
   const cases: [string, string][] = [

@@ -1,11 +1,11 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
 import type { AiRequest } from "../ai/plan.js";
-import type { CredentialMatch, PluginContext } from "../plugins/context.js";
+import type { CredentialMatch, PluginContext } from "../plugin-api/context.js";
+import type { UpstreamHandle } from "../plugin-api/plugin.js";
 import { queryWithoutArg, uriWithoutArg } from "../plugins/query-args.js";
-import type { UpstreamHandle } from "../plugins/types.js";
-import type { RequestPhases, UpstreamRef } from "./plugin-chain.js";
-import type { CompiledConsumer, CompiledRoute, Snapshot } from "./snapshot.js";
+import type { RequestPhases } from "../snapshot/plugin-chain.js";
+import type { CompiledConsumer, CompiledRoute, Snapshot } from "../snapshot/snapshot.js";
 
 type HeaderOp = { name: string; lower: string; value: string | undefined; add: boolean };
 
@@ -37,7 +37,7 @@ export class RequestContext implements PluginContext {
   /** The credential that identified `consumer`, when it came from a credential (X-Credential-Identifier). */
   credentialId: string | undefined = undefined;
   /** Set by setUpstream(): where this request goes instead of the route's upstream. */
-  upstreamOverride: UpstreamRef | undefined = undefined;
+  upstreamOverride: UpstreamHandle | undefined = undefined;
   uriParams: Record<string, string> | undefined = undefined;
   aiRequest: AiRequest | undefined = undefined;
 
@@ -126,7 +126,7 @@ export class RequestContext implements PluginContext {
   }
 
   setUpstream(upstream: UpstreamHandle): void {
-    this.upstreamOverride = upstream as unknown as UpstreamRef;
+    this.upstreamOverride = upstream;
   }
 
   get pluginData(): Map<string, unknown> {

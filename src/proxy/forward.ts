@@ -1,8 +1,8 @@
 import { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
+import { isHopByHopResponseHeader } from "../http/headers.js";
 import type { CompiledNode, CompiledUpstream } from "../upstream/upstream.js";
 import { BodyTooLargeError, type RequestContext } from "./context.js";
-import { isHopByHopResponseHeader } from "./headers.js";
 import type { ResponseWriter } from "./response.js";
 import { upstreamRequestHeaders } from "./upstream-headers.js";
 

@@ -1,13 +1,13 @@
 import { type IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { LlmCall } from "../ai/call.js";
-import type { MaybeAsync, PhaseResult, Reply } from "../plugins/types.js";
+import type { MaybeAsync, PhaseResult, Reply } from "../plugin-api/plugin.js";
+import type { PhaseStep } from "../snapshot/plugin-chain.js";
+import type { Snapshot } from "../snapshot/snapshot.js";
 import { BodyTooLargeError, RequestContext } from "./context.js";
 import { UpstreamCall } from "./forward.js";
-import type { PhaseStep } from "./plugin-chain.js";
+import { LlmCall } from "./llm-call.js";
 import type { ResponseWriter } from "./response.js";
-import type { Snapshot } from "./snapshot.js";
 import { WebSocketTunnel } from "./websocket.js";
 
 export interface SnapshotSource {

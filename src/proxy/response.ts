@@ -1,7 +1,7 @@
 import { STATUS_CODES } from "node:http";
-import type { Reply } from "../plugins/types.js";
+import type { Reply } from "../plugin-api/plugin.js";
+import type { PluginEntry, RequestPhases } from "../snapshot/plugin-chain.js";
 import { applyHeaderOps, type RequestContext } from "./context.js";
-import type { PluginEntry, RequestPhases } from "./plugin-chain.js";
 
 export type AccessLogger = (ctx: RequestContext) => void;
 

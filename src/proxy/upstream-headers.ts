@@ -1,6 +1,8 @@
+import type { AiInstance } from "../ai/plan.js";
+import type { Capability } from "../ai/providers.js";
+import { connectionTokens, isManagedRequestHeader } from "../http/headers.js";
 import type { CompiledNode, CompiledUpstream } from "../upstream/upstream.js";
 import { applyHeaderOps, type RequestContext } from "./context.js";
-import { connectionTokens, isManagedRequestHeader } from "./headers.js";
 
 /**
  * The header list sent upstream: the client's headers minus hop-by-hop ones, Host per pass_host (or
@@ -86,4 +88,76 @@ function setHeader(headers: string[], lower: string, value: string): void {
     }
   }
   headers.push(lower, value);
+}
+
+/**
+ * Client headers that never reach a provider: the client's own credentials for Weir (the provider's
+ * come from the instance config), cookies, and everything Weir sets itself. Compression is refused so
+ * the gateway can read the stream it has to count.
+ */
+const NOT_FORWARDED = new Set([
+  "host",
+  "authorization",
+  "proxy-authorization",
+  "x-api-key",
+  "api-key",
+  "cookie",
+  "content-length",
+  "content-type",
+  "accept-encoding",
+  "expect",
+]);
+
+/** The request path on the provider: override.endpoint's, else the provider's, plus `auth.query`. */
+export function aiUpstreamPath(ctx: RequestContext, inst: AiInstance, capability: Capability | undefined): string {
+  const path = inst.endpointPath ?? capability?.path ?? ctx.upstreamUri;
+  if (inst.authQuery === "") return path;
+  return `${path}${path.includes("?") ? "&" : "?"}${inst.authQuery}`;
+}
+
+export function aiUpstreamHeaders(
+  ctx: RequestContext,
+  inst: AiInstance,
+  node: CompiledNode,
+  contentLength: number,
+): string[] {
+  const raw = ctx.req.rawHeaders;
+  let out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (isManagedRequestHeader(name)) continue; // hop-by-hop and X-Forwarded-*
+    if (NOT_FORWARDED.has(name.toLowerCase())) continue;
+    out.push(name, raw[i + 1]!);
+  }
+  if (ctx.requestHeaderOps !== undefined) out = applyHeaderOps(out, ctx.requestHeaderOps);
+  for (const [name, value] of inst.provider.defaultHeaders) {
+    if (!hasHeader(out, name)) out.push(name, value);
+  }
+  const auth = inst.authHeaders;
+  for (let i = 0; i < auth.length; i += 2) {
+    removeHeader(out, auth[i]!.toLowerCase());
+    out.push(auth[i]!, auth[i + 1]!);
+  }
+  out.push(
+    "host",
+    node.hostHeader,
+    "content-type",
+    "application/json",
+    "content-length",
+    String(contentLength),
+    "accept-encoding",
+    "identity",
+  );
+  return out;
+}
+
+function hasHeader(headers: string[], name: string): boolean {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i]!.toLowerCase() === name) return true;
+  return false;
+}
+
+function removeHeader(headers: string[], lower: string): void {
+  for (let i = headers.length - 2; i >= 0; i -= 2) {
+    if (headers[i]!.toLowerCase() === lower) headers.splice(i, 2);
+  }
 }

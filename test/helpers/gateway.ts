@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { WeirConfig } from "../../src/config/types.js";
 import { Gateway } from "../../src/gateway.js";
+import type { Plugin } from "../../src/plugin-api/plugin.js";
 import { pluginRegistry } from "../../src/plugins/index.js";
-import type { Plugin } from "../../src/plugins/types.js";
 import type { ConfigStore } from "../../src/store/types.js";
 
 export interface TestGateway {

@@ -1,5 +1,5 @@
 import { Type } from "@sinclair/typebox";
-import type { Plugin } from "../../src/plugins/types.js";
+import type { Plugin } from "../../src/plugin-api/plugin.js";
 
 /**
  * A test-only auth plugin, "test-auth": the consumer named in `x-test-user` (its consumer config is

@@ -1,4 +1,4 @@
-import type { PluginContext } from "../context.js";
+import type { PluginContext } from "../../plugin-api/context.js";
 
 /**
  * The JSON body of an AI request, shared by the ai-prompt-* plugins (and later AI plugins): read with

@@ -1,23 +1,14 @@
 import type { TSchema } from "@sinclair/typebox";
+import type { MaybeAsync, PhaseResult } from "../http/reply.js";
+import type { UpstreamResolver } from "../upstream/handle.js";
 import type { PluginContext } from "./context.js";
+
+export type { MaybeAsync, PhaseResult, Reply } from "../http/reply.js";
+export type { UpstreamHandle, UpstreamResolver } from "../upstream/handle.js";
 
 /** The request lifecycle, in order. Global rules run each request phase before the route's plugins do. */
 export const PHASES = ["rewrite", "access", "before_proxy", "header_filter", "body_filter", "log"] as const;
 export type Phase = (typeof PHASES)[number];
-
-/**
- * An answer a plugin gives instead of proxying. Errors are values: a plugin that rejects a request returns
- * a Reply from rewrite/access/before_proxy; it does not throw.
- */
-export interface Reply {
-  status: number;
-  /** Objects are sent as JSON; strings and buffers as they are. */
-  body?: string | Buffer | Record<string, unknown>;
-  headers?: Record<string, string>;
-}
-
-export type PhaseResult = Reply | undefined | void;
-export type MaybeAsync<T> = T | Promise<T>;
 
 /** Where a plugin config came from; used to key per-instance state (counters, caches). */
 export interface PluginScope {
@@ -29,18 +20,6 @@ export interface PluginScope {
   revision: number;
   /** For plugins that route to other upstreams (traffic-split, later ai-proxy-multi). */
   upstreams?: UpstreamResolver;
-}
-
-/** An upstream a plugin can send a request to; opaque to plugins, resolved by the proxy. */
-export interface UpstreamHandle {
-  readonly upstreamHandle: true;
-}
-
-export interface UpstreamResolver {
-  /** A stored upstream, looked up when a request uses it, so edits to it apply at once. */
-  byId(id: string): UpstreamHandle;
-  /** An inline upstream config (validated by the caller), compiled once with the plugin. */
-  inline(config: Record<string, unknown>): UpstreamHandle;
 }
 
 /**

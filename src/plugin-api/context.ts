@@ -1,6 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import type { AiRequest } from "../ai/plan.js";
-import type { UpstreamHandle } from "./types.js";
+import type { UpstreamHandle } from "../upstream/handle.js";
 
 /** A consumer's config for one auth plugin, found by its identifying field. */
 export interface CredentialMatch {

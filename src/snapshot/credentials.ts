@@ -1,5 +1,5 @@
-import type { CredentialMatch } from "../plugins/context.js";
-import type { Plugin } from "../plugins/types.js";
+import type { CredentialMatch } from "../plugin-api/context.js";
+import type { Plugin } from "../plugin-api/plugin.js";
 
 /** One place an auth plugin's consumer config lives: a consumer's own `plugins`, or one of its credentials. */
 export interface CredentialSource {

@@ -1,5 +1,5 @@
 import type { PluginSecrets } from "../config/secrets.js";
-import type { Plugin } from "../plugins/types.js";
+import type { Plugin } from "../plugin-api/plugin.js";
 import { DEFAULT_PREFIX, parseResourceKey, type ResourceType } from "../store/keys.js";
 import type { ConfigStore, StoreEntry, WatchEvent, Watcher } from "../store/types.js";
 import { HealthCheckManager } from "../upstream/health.js";

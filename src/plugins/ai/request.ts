@@ -1,7 +1,7 @@
-import type { PluginContext } from "../plugins/context.js";
-import type { Reply } from "../plugins/types.js";
-import type { AiPlan, AiRequest } from "./plan.js";
-import { detectProtocol, isJsonObject, isStreamingRequest, type JsonObject } from "./protocols.js";
+import type { AiPlan, AiRequest } from "../../ai/plan.js";
+import { detectProtocol, isJsonObject, isStreamingRequest, type JsonObject } from "../../ai/protocols.js";
+import type { PluginContext } from "../../plugin-api/context.js";
+import type { Reply } from "../../plugin-api/plugin.js";
 
 const badRequest = (message: string): Reply => ({ status: 400, body: { error_msg: message } });
 

@@ -4,7 +4,7 @@ import type { RouteConfig } from "../config/schemas/route.js";
 import type { UpstreamConfig } from "../config/schemas/upstream.js";
 import { type PluginSecrets, resolveEnvRefs } from "../config/secrets.js";
 import { validatePluginConfig } from "../config/validate.js";
-import type { Plugin } from "../plugins/types.js";
+import type { Plugin } from "../plugin-api/plugin.js";
 import { compileRouter } from "../router/router.js";
 import type { Router, RouteSpec } from "../router/types.js";
 import type { ResourceType } from "../store/keys.js";

@@ -1,5 +1,5 @@
 import { validatePluginConfig } from "../config/validate.js";
-import type { Plugin, PluginScope, Reply, UpstreamHandle, UpstreamResolver } from "../plugins/types.js";
+import type { Plugin, PluginScope, Reply, UpstreamHandle, UpstreamResolver } from "../plugin-api/plugin.js";
 import type { VarSource } from "../router/types.js";
 import { compileVars } from "../router/vars.js";
 import type { CompiledUpstream } from "../upstream/upstream.js";
@@ -43,9 +43,6 @@ interface MetaConfig {
   filter?: unknown[];
   error_response?: string | Record<string, unknown>;
 }
-
-/** What an UpstreamHandle really is: a stored upstream's id, or an upstream compiled with the plugin. */
-export type UpstreamRef = { kind: "id"; id: string } | { kind: "compiled"; upstream: CompiledUpstream };
 
 /**
  * Turns a stored plugin config into the one the plugin compiles (secrets decrypted, `$env://` resolved);
@@ -101,13 +98,13 @@ export class PluginInstanceCache {
       const healthKeys: string[] = [];
       const compileInline = this.compileInline;
       const upstreams: UpstreamResolver = {
-        byId: (id) => ({ kind: "id", id }) as unknown as UpstreamHandle,
+        byId: (id) => ({ kind: "id", id }),
         inline: (config) => {
           if (compileInline === undefined) throw new Error("inline upstreams are not available here");
           const { upstream, healthKey } = compileInline(config);
           for (const n of upstream.nodes) poolKeys.push(n.poolKey);
           if (healthKey !== undefined) healthKeys.push(healthKey);
-          return { kind: "compiled", upstream } as unknown as UpstreamHandle;
+          return { kind: "compiled", upstream };
         },
       };
       inst = {

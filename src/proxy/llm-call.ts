@@ -1,22 +1,22 @@
 import type { Dispatcher } from "undici";
-import type { RequestContext } from "../proxy/context.js";
-import { isTimeoutError } from "../proxy/forward.js";
-import { isHopByHopResponseHeader } from "../proxy/headers.js";
-import type { UpstreamRef } from "../proxy/plugin-chain.js";
-import type { ResponseWriter } from "../proxy/response.js";
+import { buildUpstreamBody } from "../ai/outgoing.js";
+import type { AiInstance, AiRequest } from "../ai/plan.js";
+import { isJsonObject, type JsonObject } from "../ai/protocols.js";
+import { type Capability, route } from "../ai/providers.js";
+import { type SseEvent, SseParser } from "../ai/sse.js";
+import { loadTokenizer, tokenizerReady } from "../ai/tokenizer.js";
+import { type StreamTranslation, type Translation, TranslationError, translationFor } from "../ai/translation.js";
+import { isHopByHopResponseHeader } from "../http/headers.js";
 import type { CompiledNode, CompiledUpstream } from "../upstream/upstream.js";
-import { buildUpstreamBody, buildUpstreamHeaders, buildUpstreamPath } from "./outgoing.js";
-import type { AiInstance, AiRequest } from "./plan.js";
-import { isJsonObject, type JsonObject } from "./protocols.js";
-import { type Capability, route } from "./providers.js";
-import { type SseEvent, SseParser } from "./sse.js";
-import { loadTokenizer, tokenizerReady } from "./tokenizer.js";
-import { type StreamTranslation, type Translation, TranslationError, translationFor } from "./translation.js";
+import type { RequestContext } from "./context.js";
+import { isTimeoutError } from "./forward.js";
+import type { ResponseWriter } from "./response.js";
+import { aiUpstreamHeaders, aiUpstreamPath } from "./upstream-headers.js";
 // The OpenAI chat <-> Anthropic messages bridges register themselves on import.
-import "./translate/bridges.js";
+import "../ai/translate/bridges.js";
+import { type LlmUsage, UsageMeter } from "../ai/usage.js";
 import { gatewayMetrics, nodeOf } from "../observability/gateway-metrics.js";
 import type { CounterSeries } from "../observability/metrics.js";
-import { type LlmUsage, UsageMeter } from "./usage.js";
 
 class AttemptAborted extends Error {
   constructor(
@@ -33,14 +33,6 @@ const MAX_ERROR_BODY = 1024 * 1024;
 const MAX_HELD_BYTES = 64 * 1024;
 /** Non-streamed answers without max_response_bytes are still bounded: nothing legitimate is this big. */
 const DEFAULT_MAX_BODY = 64 * 1024 * 1024;
-
-/** What the client learns about the answer, set as request variables for plugins and the access log. */
-export interface AiResult {
-  instance: string;
-  usage: LlmUsage;
-  model: string | undefined;
-  timeToFirstTokenMs: number | undefined;
-}
 
 /**
  * One AI request: picks an instance, rewrites the request for its provider (model, credentials, protocol
@@ -180,9 +172,9 @@ export class LlmCall implements Dispatcher.DispatchHandler {
     try {
       this.node.pool.dispatch(
         {
-          path: buildUpstreamPath(ctx, inst, bridge.capability),
+          path: aiUpstreamPath(ctx, inst, bridge.capability),
           method: "POST",
-          headers: buildUpstreamHeaders(ctx, inst, this.node, body.length),
+          headers: aiUpstreamHeaders(ctx, inst, this.node, body.length),
           body,
           headersTimeout: timeout,
           bodyTimeout: timeout,
@@ -506,5 +498,5 @@ export class LlmCall implements Dispatcher.DispatchHandler {
 const DROPPED_RESPONSE_HEADERS = new Set(["server", "content-length", "content-encoding", "set-cookie"]);
 
 function upstreamOf(inst: AiInstance): CompiledUpstream {
-  return (inst.upstream as unknown as Extract<UpstreamRef, { kind: "compiled" }>).upstream;
+  return inst.upstream.upstream;
 }
