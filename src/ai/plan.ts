@@ -44,7 +44,7 @@ export interface FallbackPolicy {
 /** Everything an AI route needs at request time, built by ai-proxy / ai-proxy-multi at compile time. */
 export interface AiPlan {
   readonly instances: readonly AiInstance[];
-  readonly balancer: Balancer;
+  readonly balancer: Balancer<AiInstance>;
   readonly fallback: FallbackPolicy | undefined;
   readonly timeoutMs: number;
   readonly maxRequestBodyBytes: number;
@@ -196,7 +196,7 @@ const DEFAULT_MAX_REQUEST_BODY = 67108864;
 export function buildPlan(
   instances: readonly AiInstance[],
   conf: TransportConfig,
-  balancer: Balancer,
+  balancer: Balancer<AiInstance>,
   fallback: FallbackPolicy | undefined,
 ): AiPlan {
   return {
@@ -213,7 +213,7 @@ export function buildPlan(
 export function instanceBalancer(
   instances: readonly AiInstance[],
   balancer: { algorithm?: string; hash_on?: string; key?: string } | undefined,
-): Balancer {
+): Balancer<AiInstance> {
   const type = balancer?.algorithm === "chash" ? "chash" : "roundrobin";
   return createBalancer(type, instances, { key: balancer?.key, hashOn: balancer?.hash_on });
 }

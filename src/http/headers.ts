@@ -80,3 +80,15 @@ export function connectionTokens(value: string | undefined): Set<string> | undef
   }
   return tokens;
 }
+
+/** An upstream answer's header lines as relayed to the client: no hop-by-hop fields, no upstream Server. */
+export function relayedResponseHeaders(lines: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < lines.length; i += 2) {
+    const name = lines[i]!;
+    if (isHopByHopResponseHeader(name)) continue;
+    if (name.length === 6 && name.toLowerCase() === "server") continue;
+    out.push(name, lines[i + 1]!);
+  }
+  return out;
+}

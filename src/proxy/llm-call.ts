@@ -2,30 +2,20 @@ import type { Dispatcher } from "undici";
 import { buildUpstreamBody } from "../ai/outgoing.js";
 import type { AiInstance, AiRequest } from "../ai/plan.js";
 import { isJsonObject, type JsonObject } from "../ai/protocols.js";
-import { type Capability, route } from "../ai/providers.js";
+import { route } from "../ai/providers.js";
 import { type SseEvent, SseParser } from "../ai/sse.js";
 import { loadTokenizer, tokenizerReady } from "../ai/tokenizer.js";
 import { type StreamTranslation, type Translation, TranslationError, translationFor } from "../ai/translation.js";
 import { isHopByHopResponseHeader } from "../http/headers.js";
-import type { CompiledNode, CompiledUpstream } from "../upstream/upstream.js";
+import { Attempt, AttemptAborted, type Failure } from "./attempt.js";
 import type { RequestContext } from "./context.js";
-import { isTimeoutError } from "./forward.js";
 import type { ResponseWriter } from "./response.js";
 import { aiUpstreamHeaders, aiUpstreamPath } from "./upstream-headers.js";
 // The OpenAI chat <-> Anthropic messages bridges register themselves on import.
 import "../ai/translate/bridges.js";
-import { type LlmUsage, UsageMeter } from "../ai/usage.js";
+import { UsageMeter } from "../ai/usage.js";
 import { gatewayMetrics, nodeOf } from "../observability/gateway-metrics.js";
 import type { CounterSeries } from "../observability/metrics.js";
-
-class AttemptAborted extends Error {
-  constructor(
-    readonly reason: "fallback" | "client" | "stream-duration" | "response-bytes",
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 /** Error bodies are small; a provider that sends more than this in a 4xx/5xx is cut there. */
 const MAX_ERROR_BODY = 1024 * 1024;
@@ -41,25 +31,17 @@ const DEFAULT_MAX_BODY = 64 * 1024 * 1024;
  * happens before the first byte reached the client: the response head of a stream waits for its first
  * event, so even a stream that breaks before any token can still move to another instance.
  *
- * Like UpstreamCall it is undici's dispatch handler itself, so an attempt costs this object, no promises.
+ * It runs on the attempt core (attempt.ts) like plain requests and tunnels: picking, health reports,
+ * balancer hooks and the client leaving are the core's; what is here is the LLM exchange.
  */
-export class LlmCall implements Dispatcher.DispatchHandler {
-  private readonly ctx: RequestContext;
+export class LlmCall extends Attempt {
   private readonly ai: AiRequest;
-  private readonly writer: ResponseWriter;
 
   private instance: AiInstance | undefined = undefined;
-  private upstream: CompiledUpstream | undefined = undefined;
-  private node: CompiledNode | undefined = undefined;
   private translation: Translation | undefined = undefined;
-  private capability: Capability | undefined = undefined;
   private preselected: AiInstance | undefined = undefined;
-  private tried: Set<string> | undefined = undefined;
   private fallbacks = 0;
 
-  private abortAttempt: ((err?: Error) => void) | undefined = undefined;
-  private resume: (() => void) | undefined = undefined;
-  private attemptStart = 0;
   private streamTimer: NodeJS.Timeout | undefined = undefined;
 
   private status = 0;
@@ -72,21 +54,14 @@ export class LlmCall implements Dispatcher.DispatchHandler {
   private bufferedBytes = 0;
   private out: Buffer[] = [];
   private headSent = false;
-  private finished = false;
   /** The llm_active_connections series this call counts on while it runs. */
   private activeSeries: CounterSeries | undefined = undefined;
   private ttft: number | undefined = undefined;
-  private lastFailure: { status: number; message: string } = { status: 502, message: "AI instance unavailable" };
+  private failureMessage = "AI instance unavailable";
 
   constructor(ctx: RequestContext, ai: AiRequest, writer: ResponseWriter) {
-    this.ctx = ctx;
+    super(ctx, writer);
     this.ai = ai;
-    this.writer = writer;
-    ctx.res.once("close", this.onClientClose);
-  }
-
-  start(): void {
-    this.attempt();
   }
 
   // ---- picking ------------------------------------------------------------------------------------------
@@ -98,98 +73,96 @@ export class LlmCall implements Dispatcher.DispatchHandler {
   private pick(): AiInstance | undefined {
     const plan = this.ai.plan;
     let excluded: Set<string> | undefined = this.tried === undefined ? undefined : new Set(this.tried);
-    const skipLimited = plan.fallback?.rateLimiting === true && this.ai.skip !== undefined;
+    const skip = plan.fallback?.rateLimiting === true ? this.ai.skip : undefined;
     let unhealthy: string[] | undefined;
     let usable = 0;
     for (const inst of plan.instances) {
       if (excluded?.has(inst.name)) continue;
-      if (route(inst.provider, this.ai.protocol) === undefined || (skipLimited && this.ai.skip!.has(inst.name))) {
+      if (route(inst.provider, this.ai.protocol) === undefined || skip?.has(inst.name)) {
         (excluded ??= new Set()).add(inst.name);
         continue;
       }
-      const health = upstreamOf(inst).health;
+      const health = inst.upstream.upstream.health;
       if (health !== undefined && health.unhealthy.size > 0) (unhealthy ??= []).push(inst.name);
       else usable++;
     }
     // Unhealthy instances are left out while a healthy one remains (APISIX's rule for upstream nodes).
     if (unhealthy !== undefined && usable > 0) for (const name of unhealthy) (excluded ??= new Set()).add(name);
-    return plan.balancer.pick(this.ctx, excluded) as AiInstance | undefined;
+    return plan.balancer.pick(this.ctx, excluded);
   }
 
   // ---- attempts -----------------------------------------------------------------------------------------
 
-  private attempt(): void {
+  protected next(): Dispatcher.DispatchOptions | undefined {
     const ctx = this.ctx;
     const inst = this.preselected ?? this.pick();
     this.preselected = undefined;
     if (inst === undefined) {
+      if (!this.settle()) return undefined;
       if (ctx.attempts === 0) {
         const noneSpeaks = this.ai.plan.instances.every((i) => route(i.provider, this.ai.protocol) === undefined);
         if (noneSpeaks) {
           const provider = this.ai.plan.instances[0]?.provider.name ?? "";
           this.writer.error(ctx, 400, `provider ${provider} does not support the ${this.ai.protocol} protocol`);
         } else this.writer.error(ctx, 503, "no AI instance is available");
-      } else this.writer.error(ctx, this.lastFailure.status, this.lastFailure.message);
-      return;
+      } else this.account(undefined, () => this.writer.error(ctx, this.lastFailure.status, this.failureMessage));
+      return undefined;
     }
     const limited = this.ai.skip?.get(inst.name);
     if (limited !== undefined && this.ai.plan.fallback?.rateLimiting !== true) {
-      this.finished = true;
-      this.writer.reply(ctx, limited);
-      return;
+      if (this.settle()) this.writer.reply(ctx, limited);
+      return undefined;
     }
     const bridge = route(inst.provider, this.ai.protocol)!;
+    const upstream = inst.upstream.upstream;
+    const node = upstream.nodes[0]!;
     this.instance = inst;
-    this.upstream = upstreamOf(inst);
-    this.node = this.upstream.nodes[0]!;
-    this.capability = bridge.capability;
     this.translation = bridge.translate ? translationFor(this.ai.protocol, bridge.target) : undefined;
     if (bridge.translate && this.translation === undefined) {
-      this.writer.error(ctx, 400, `no translation from ${this.ai.protocol} to ${bridge.target}`);
-      return;
+      if (this.settle()) this.writer.error(ctx, 400, `no translation from ${this.ai.protocol} to ${bridge.target}`);
+      return undefined;
     }
     let body: Buffer;
     try {
       body = buildUpstreamBody(this.ai, inst, bridge.target, bridge.capability, this.translation);
     } catch (err) {
       if (!(err instanceof TranslationError)) throw err;
-      this.finished = true;
-      this.writer.error(ctx, 400, err.message);
-      return;
+      if (this.settle()) this.writer.error(ctx, 400, err.message);
+      return undefined;
     }
+    this.target(this.ai.plan.balancer, inst, upstream, node);
     this.meter = new UsageMeter(bridge.target);
     this.status = 0;
     this.chunks = [];
     this.bufferedBytes = 0;
     this.parser = undefined;
     this.streamTx = undefined;
-    ctx.attempts++;
-    ctx.upstreamAddr = this.node.key;
     ctx.setVar("ai_instance", inst.name);
-    this.activeSeries ??= gatewayMetrics.llmCallStarted(ctx, nodeOf(this.node.key));
-    this.attemptStart = performance.now();
+    this.activeSeries ??= gatewayMetrics.llmCallStarted(ctx, nodeOf(node.key));
     const timeout = this.ai.plan.timeoutMs;
-    try {
-      this.node.pool.dispatch(
-        {
-          path: aiUpstreamPath(ctx, inst, bridge.capability),
-          method: "POST",
-          headers: aiUpstreamHeaders(ctx, inst, this.node, body.length),
-          body,
-          headersTimeout: timeout,
-          bodyTimeout: timeout,
-          idempotent: false,
-        },
-        this,
-      );
-    } catch (err) {
-      this.onError(err as Error);
-      return;
-    }
+    return {
+      path: aiUpstreamPath(ctx, inst, bridge.capability),
+      method: "POST",
+      headers: aiUpstreamHeaders(ctx, inst, node, body.length),
+      body,
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+      idempotent: false,
+    };
+  }
+
+  protected override dispatched(): void {
     const limit = this.ai.plan.maxStreamDurationMs;
     if (this.ai.stream && limit !== undefined) {
       this.streamTimer = setTimeout(this.onStreamDeadline, limit);
       this.streamTimer.unref();
+    }
+  }
+
+  protected override attemptOver(): void {
+    if (this.streamTimer !== undefined) {
+      clearTimeout(this.streamTimer);
+      this.streamTimer = undefined;
     }
   }
 
@@ -208,50 +181,49 @@ export class LlmCall implements Dispatcher.DispatchHandler {
     return true;
   }
 
-  // ---- undici handler callbacks -------------------------------------------------------------------------
-
-  onConnect(abort: (err?: Error) => void): void {
-    this.abortAttempt = abort;
-    if (this.finished) abort(new AttemptAborted("client", "client closed the connection"));
+  protected retryOnStatus(status: number): boolean {
+    if (status < 400 || !this.mayFallBack(status)) return false;
+    this.lastFailure = { status, timeout: false };
+    this.failureMessage = `AI instance ${this.instance!.name} answered ${status}`;
+    return true;
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    if (statusCode < 200) return true;
-    const ctx = this.ctx;
-    (ctx.upstreamStatuses ??= []).push(statusCode);
-    this.upstream!.health?.report(this.node!.key, { kind: "status", status: statusCode });
-    if (statusCode >= 400 && this.mayFallBack(statusCode)) {
-      this.lastFailure = { status: statusCode, message: `AI instance ${this.instance!.name} answered ${statusCode}` };
-      this.abortAttempt?.(new AttemptAborted("fallback", `falling back after ${statusCode}`));
-      return false;
-    }
-    if (ctx.upstreamHeaderTime === 0) ctx.upstreamHeaderTime = performance.now() - ctx.startTime;
-    this.status = statusCode;
-    this.resume = resume;
+  protected retryOnFailure(failure: Failure, err: Error): boolean {
+    const name = this.instance?.name;
+    this.failureMessage = failure.timeout ? `AI instance ${name} timed out` : `AI instance ${name} is unreachable`;
+    return !(err instanceof AttemptAborted) && this.mayFallBack(failure.status);
+  }
+
+  protected onGiveUp(failure: Failure): void {
+    if (!this.settle()) return;
+    this.account(undefined, () => this.writer.error(this.ctx, failure.status, this.failureMessage));
+  }
+
+  protected onHead(status: number, headers: string[]): void {
+    this.status = status;
     let contentType = "";
     this.responseHeaders = [];
-    for (let i = 0; i < rawHeaders.length; i += 2) {
-      const name = rawHeaders[i]!.toString("latin1");
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
       const lower = name.toLowerCase();
-      if (lower === "content-type") contentType = rawHeaders[i + 1]!.toString("latin1");
+      if (lower === "content-type") contentType = headers[i + 1]!;
       if (isHopByHopResponseHeader(name) || DROPPED_RESPONSE_HEADERS.has(lower)) continue;
-      this.responseHeaders.push(name, rawHeaders[i + 1]!.toString("latin1"));
+      this.responseHeaders.push(name, headers[i + 1]!);
     }
-    this.streaming = statusCode < 300 && contentType.includes("text/event-stream");
+    this.streaming = status < 300 && contentType.includes("text/event-stream");
     if (this.streaming) {
       this.parser = new SseParser();
       this.streamTx = this.translation?.stream(this.ai.clientWantsUsage);
       this.responseHeaders.push("content-type", contentType, "cache-control", "no-cache");
     }
-    return true;
   }
 
-  onData(chunk: Buffer): boolean {
+  protected onBody(chunk: Buffer): boolean {
     const max = this.ai.plan.maxResponseBytes;
     this.bufferedBytes += chunk.length;
     if (max !== undefined && this.bufferedBytes > max) {
-      this.abortAttempt?.(new AttemptAborted("response-bytes", `AI response exceeded ${max} bytes`));
-      return false;
+      this.controller?.abort(new AttemptAborted("response-bytes", `AI response exceeded ${max} bytes`));
+      return true;
     }
     if (!this.streaming) {
       const cap = this.status >= 400 ? MAX_ERROR_BODY : (max ?? DEFAULT_MAX_BODY);
@@ -262,12 +234,8 @@ export class LlmCall implements Dispatcher.DispatchHandler {
     return this.flushOut();
   }
 
-  onComplete(): void {
-    this.clearStreamTimer();
-    if (this.finished) return;
-    this.finished = true;
-    this.ctx.upstreamEndTime = performance.now() - this.ctx.startTime;
-    this.ctx.res.off("close", this.onClientClose);
+  protected onEnd(): void {
+    if (!this.settle()) return;
     if (this.streaming) {
       this.parser!.flush(this.onEvent);
       if (this.streamTx !== undefined) {
@@ -276,50 +244,39 @@ export class LlmCall implements Dispatcher.DispatchHandler {
       }
       this.flushOut(true);
       if (!this.headSent) this.sendHead();
-      this.settle(undefined, () => this.writer.end(this.ctx));
+      this.account(undefined, () => this.writer.end(this.ctx));
       return;
     }
     this.deliverBuffered();
   }
 
-  onError(err: Error): void {
-    this.clearStreamTimer();
+  /** The answer started but broke (or hit a limit) before it was complete. */
+  protected onBroken(err: Error): void {
     const ctx = this.ctx;
-    if (this.finished) return;
-    const aborted = err instanceof AttemptAborted ? err.reason : undefined;
-    if (aborted === "fallback") {
-      this.attempt();
-      return;
-    }
     if (this.headSent) {
       // Tokens already reached the client: nothing can be retried, only this response cut.
-      this.finished = true;
-      ctx.res.off("close", this.onClientClose);
-      this.settle(undefined, () => this.writer.abort(ctx, err));
+      if (this.settle()) this.account(undefined, () => this.writer.abort(ctx, err));
       return;
     }
-    const timeout = aborted === "stream-duration" || isTimeoutError(err);
-    const status = aborted === "response-bytes" ? 502 : timeout ? 504 : 502;
-    if (this.status === 0) {
-      (ctx.upstreamStatuses ??= []).push(status);
-      this.upstream?.health?.report(this.node!.key, { kind: timeout ? "timeout" : "tcp" });
-    }
-    const message =
+    const aborted = err instanceof AttemptAborted ? err.reason : undefined;
+    const failure = aborted === "response-bytes" ? { status: 502, timeout: false } : this.failureAfterStart(err);
+    this.lastFailure = failure;
+    this.failureMessage =
       aborted === "response-bytes"
         ? err.message
-        : timeout
+        : failure.timeout
           ? `AI instance ${this.instance?.name} timed out`
-          : this.status !== 0
-            ? `AI instance ${this.instance?.name} broke the stream before any token`
-            : `AI instance ${this.instance?.name} is unreachable`;
-    this.lastFailure = { status, message };
-    if (aborted === undefined && this.mayFallBack(status)) {
+          : `AI instance ${this.instance?.name} broke the stream before any token`;
+    if (aborted === undefined && this.mayFallBack(failure.status)) {
       this.attempt();
       return;
     }
-    this.finished = true;
-    ctx.res.off("close", this.onClientClose);
-    this.settle(undefined, () => this.writer.error(ctx, status, message));
+    this.onGiveUp(failure);
+  }
+
+  protected onClientGone(): void {
+    // The client left: the core cancelled the provider request so it stops generating (and billing).
+    this.account(undefined, () => this.writer.clientGone(this.ctx));
   }
 
   // ---- streaming ----------------------------------------------------------------------------------------
@@ -396,14 +353,10 @@ export class LlmCall implements Dispatcher.DispatchHandler {
     this.writer.head(ctx);
   }
 
-  private readonly onDrain = (): void => {
-    this.resume?.();
-  };
-
   private readonly onStreamDeadline = (): void => {
     this.streamTimer = undefined;
     const limit = this.ai.plan.maxStreamDurationMs;
-    this.abortAttempt?.(new AttemptAborted("stream-duration", `AI stream exceeded ${limit} ms`));
+    this.controller?.abort(new AttemptAborted("stream-duration", `AI stream exceeded ${limit} ms`));
   };
 
   // ---- non-streamed answers -----------------------------------------------------------------------------
@@ -431,7 +384,7 @@ export class LlmCall implements Dispatcher.DispatchHandler {
     if (this.ttft === undefined) this.ttft = performance.now() - ctx.startTime;
     this.responseHeaders.push("content-length", String(payload.length));
     if (this.translation !== undefined) this.responseHeaders.push("content-type", "application/json");
-    this.settle(answerText, () => {
+    this.account(answerText, () => {
       this.sendHead();
       if (ctx.method !== "HEAD") this.writer.data(ctx, payload);
       this.writer.end(ctx);
@@ -444,7 +397,7 @@ export class LlmCall implements Dispatcher.DispatchHandler {
    * Sets the usage variables, then runs `then` (which ends the response and so the log phase). A tokenizer
    * estimate the first time one is needed waits for the tokenizer to load, once per process.
    */
-  private settle(answerText: string | undefined, then: () => void): void {
+  private account(answerText: string | undefined, then: () => void): void {
     if (this.activeSeries !== undefined) {
       gatewayMetrics.llmCallEnded(this.activeSeries);
       this.activeSeries = undefined;
@@ -455,7 +408,7 @@ export class LlmCall implements Dispatcher.DispatchHandler {
       return;
     }
     if (meter.usage === undefined && !tokenizerReady()) {
-      loadTokenizer().then(() => this.settle(answerText, then));
+      loadTokenizer().then(() => this.account(answerText, then));
       return;
     }
     const usage = meter.finalUsage(this.ai.body, answerText);
@@ -474,29 +427,7 @@ export class LlmCall implements Dispatcher.DispatchHandler {
     this.ai.result = { instance: this.instance.name, usage, model, timeToFirstTokenMs: this.ttft };
     then();
   }
-
-  // ---- client side --------------------------------------------------------------------------------------
-
-  /** The client left: cancel the provider request at once so it stops generating (and billing). */
-  private readonly onClientClose = (): void => {
-    if (this.finished) return;
-    this.finished = true;
-    this.clearStreamTimer();
-    this.abortAttempt?.(new AttemptAborted("client", "client closed the connection"));
-    this.settle(undefined, () => this.writer.clientGone(this.ctx));
-  };
-
-  private clearStreamTimer(): void {
-    if (this.streamTimer !== undefined) {
-      clearTimeout(this.streamTimer);
-      this.streamTimer = undefined;
-    }
-  }
 }
 
 /** Headers of the provider's answer that must not reach the client as they are. */
 const DROPPED_RESPONSE_HEADERS = new Set(["server", "content-length", "content-encoding", "set-cookie"]);
-
-function upstreamOf(inst: AiInstance): CompiledUpstream {
-  return inst.upstream.upstream;
-}

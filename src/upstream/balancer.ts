@@ -18,16 +18,16 @@ export interface BalancerRequest {
   var(name: string): string | undefined;
 }
 
-export interface Balancer {
+export interface Balancer<N extends UpstreamNode = UpstreamNode> {
   /**
    * The node for the next attempt, skipping nodes in `tried`; undefined when no untried node remains.
    * Must not allocate on the common first attempt (tried undefined).
    */
-  pick(request: BalancerRequest, tried: ReadonlySet<string> | undefined): UpstreamNode | undefined;
+  pick(request: BalancerRequest, tried: ReadonlySet<string> | undefined): N | undefined;
   /** An attempt to `node` started (least_conn, ewma bookkeeping). */
-  onAttemptStart?(node: UpstreamNode): void;
+  onAttemptStart?(node: N): void;
   /** An attempt to `node` finished after `latencyMs`; `failed` for connect errors/timeouts. */
-  onAttemptEnd?(node: UpstreamNode, latencyMs: number, failed: boolean): void;
+  onAttemptEnd?(node: N, latencyMs: number, failed: boolean): void;
 }
 
 export type BalancerFactory = (nodes: readonly UpstreamNode[], options: { key?: string; hashOn?: string }) => Balancer;

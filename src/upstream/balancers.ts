@@ -5,7 +5,18 @@ import { createLeastConnBalancer } from "./least-conn.js";
 import { createRoundRobinBalancer } from "./roundrobin.js";
 
 /** The balancer for an upstream `type` (the Admin API only accepts these four). */
-export function createBalancer(
+export function createBalancer<N extends UpstreamNode>(
+  type: string,
+  nodes: readonly N[],
+  options: { key?: string; hashOn?: string },
+  log?: (msg: string) => void,
+): Balancer<N> {
+  // Every balancer returns one of the node objects it was built from, never a copy, so the caller's node
+  // type (a compiled node with its pool, an AI instance) survives the pick.
+  return balancerOf(type, nodes, options, log) as Balancer<N>;
+}
+
+function balancerOf(
   type: string,
   nodes: readonly UpstreamNode[],
   options: { key?: string; hashOn?: string },

@@ -16,7 +16,7 @@ export interface CompiledNode extends UpstreamNode {
 export interface CompiledUpstream {
   readonly id: string | undefined;
   readonly nodes: readonly CompiledNode[];
-  readonly balancer: Balancer;
+  readonly balancer: Balancer<CompiledNode>;
   readonly scheme: "http" | "https";
   readonly passHost: "pass" | "node" | "rewrite";
   readonly upstreamHost: string | undefined;
