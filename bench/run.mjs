@@ -3,7 +3,7 @@
 // Layout: proxies under test on core 0; wrk and the upstream nginx on core 1. Targets are measured in
 // interleaved rounds and ratios are taken within each round, so machine noise hits both sides alike.
 // Env: BENCH_DURATION (s, default 10), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 50),
-//      BENCH_ONLY=direct,nginx,floor,weir,weir-limit-req,weir-metrics,weir-count-local,weir-count-redis,weir-count-redis-sync, BENCH_STRICT=1 (exit 1 when a target is missed).
+//      BENCH_ONLY=direct,nginx,floor,weir,weir-llm-plain,weir-ai-proxy,llm-floor,ttfc,weir-limit-req,weir-metrics,weir-count-local,weir-count-redis,weir-count-redis-sync, BENCH_STRICT=1 (exit 1 when a target is missed).
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -383,6 +383,11 @@ async function main() {
       },
     },
   });
+  // The same call on a plain route (no ai-proxy): the plain path must be the cheaper of the two.
+  await admin(adminUrl, key, "/apisix/admin/routes/bench-llm-plain", {
+    uri: "/v1/chat/completions",
+    upstream: { nodes: [{ host: "127.0.0.1", port: simPort, weight: 1 }] },
+  });
   const llmNginxPort = await freePort();
   const llmNginx = await startNginx(
     "llm-proxy",
@@ -416,6 +421,12 @@ async function main() {
   targets.push({
     name: "weir-ai-proxy",
     url: `http://127.0.0.1:${weirPort}/llm${chatPath}`,
+    script: chatScript,
+    pid: weir.pid,
+  });
+  targets.push({
+    name: "weir-llm-plain",
+    url: `http://127.0.0.1:${weirPort}${chatPath}`,
     script: chatScript,
     pid: weir.pid,
   });

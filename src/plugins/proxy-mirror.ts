@@ -1,6 +1,5 @@
 import { type Static, Type } from "@sinclair/typebox";
-import type { Pool } from "undici";
-import PoolClass from "undici/lib/dispatcher/pool.js";
+import { Pool } from "undici";
 import type { PluginContext } from "../plugin-api/context.js";
 import type { Plugin } from "../plugin-api/plugin.js";
 
@@ -41,7 +40,7 @@ const HOP_BY_HOP = new Set([
 
 function compile(conf: ProxyMirrorConfig): State {
   return {
-    pool: new PoolClass(conf.host, { connections: 64, headersTimeout: 60_000, bodyTimeout: 60_000 }),
+    pool: new Pool(conf.host, { connections: 64, headersTimeout: 60_000, bodyTimeout: 60_000 }),
     path: conf.path,
     prefix: conf.path_concat_mode === "prefix",
     ratio: conf.sample_ratio ?? 1,
