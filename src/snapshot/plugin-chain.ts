@@ -1,5 +1,12 @@
 import { validatePluginConfig } from "../config/validate.js";
-import type { Plugin, PluginScope, Reply, UpstreamHandle, UpstreamResolver } from "../plugin-api/plugin.js";
+import {
+  PHASES,
+  type Phase,
+  type Plugin,
+  type PluginScope,
+  type Reply,
+  type UpstreamResolver,
+} from "../plugin-api/plugin.js";
 import type { VarSource } from "../router/types.js";
 import { compileVars } from "../router/vars.js";
 import type { CompiledUpstream } from "../upstream/upstream.js";
@@ -16,26 +23,21 @@ export interface PluginEntry {
   readonly errorResponse: Reply["body"] | undefined;
 }
 
-/** The plugins of one route (or of the global rules), split by phase and ordered by priority. */
-export interface PluginChain {
-  readonly rewrite: readonly PluginEntry[];
-  readonly access: readonly PluginEntry[];
-  readonly before_proxy: readonly PluginEntry[];
-  readonly header_filter: readonly PluginEntry[];
-  readonly body_filter: readonly PluginEntry[];
-  readonly log: readonly PluginEntry[];
-  readonly names: readonly string[];
+/**
+ * The plugins of one route (or of the global rules): for each lifecycle phase the entries that implement
+ * it, ordered by priority, and the names of every plugin configured.
+ */
+export type PluginChain = { readonly [P in Phase]: readonly PluginEntry[] } & { readonly names: readonly string[] };
+
+/** A chain with `entriesOf(phase)` for each phase of PHASES, so no chain code spells the phase names. */
+function chainOf(names: readonly string[], entriesOf: (phase: Phase) => readonly PluginEntry[]): PluginChain {
+  // Filled for every phase by the loop below before anything reads it.
+  const phases = {} as Record<Phase, readonly PluginEntry[]>;
+  for (const phase of PHASES) phases[phase] = entriesOf(phase);
+  return { ...phases, names };
 }
 
-export const EMPTY_CHAIN: PluginChain = Object.freeze({
-  rewrite: [],
-  access: [],
-  before_proxy: [],
-  header_filter: [],
-  body_filter: [],
-  log: [],
-  names: [],
-});
+export const EMPTY_CHAIN: PluginChain = Object.freeze(chainOf([], () => []));
 
 interface MetaConfig {
   disable?: boolean;
@@ -186,48 +188,28 @@ export function buildChain(
   }
   if (entries.length === 0) return EMPTY_CHAIN;
   entries.sort((a, b) => b.priority - a.priority);
-  const pick = (phase: keyof Plugin) => entries.filter((e) => typeof e.plugin[phase] === "function");
-  return {
-    rewrite: pick("rewrite"),
-    access: pick("access"),
-    before_proxy: pick("before_proxy"),
-    header_filter: pick("header_filter"),
-    body_filter: pick("body_filter"),
-    log: pick("log"),
-    names: entries.map((e) => e.name),
-  };
+  return chainOf(
+    entries.map((e) => e.name),
+    (phase) => entries.filter((e) => typeof e.plugin[phase] === "function"),
+  );
 }
 
 /** The chain without the named plugins (those a consumer's own config replaces). */
 export function withoutNames(chain: PluginChain, names: ReadonlySet<string>): PluginChain {
   if (names.size === 0) return chain;
-  const keep = (entries: readonly PluginEntry[]) => entries.filter((e) => !names.has(e.name));
-  return {
-    rewrite: keep(chain.rewrite),
-    access: keep(chain.access),
-    before_proxy: keep(chain.before_proxy),
-    header_filter: keep(chain.header_filter),
-    body_filter: keep(chain.body_filter),
-    log: keep(chain.log),
-    names: chain.names.filter((n) => !names.has(n)),
-  };
+  return chainOf(
+    chain.names.filter((n) => !names.has(n)),
+    (phase) => chain[phase].filter((e) => !names.has(e.name)),
+  );
 }
 
 /** Both chains' entries in one, each phase ordered by priority again. */
 export function mergeChains(a: PluginChain, b: PluginChain): PluginChain {
   if (b.names.length === 0) return a;
   if (a.names.length === 0) return b;
-  const merge = (x: readonly PluginEntry[], y: readonly PluginEntry[]) =>
-    [...x, ...y].sort((p, q) => q.priority - p.priority);
-  return {
-    rewrite: merge(a.rewrite, b.rewrite),
-    access: merge(a.access, b.access),
-    before_proxy: merge(a.before_proxy, b.before_proxy),
-    header_filter: merge(a.header_filter, b.header_filter),
-    body_filter: merge(a.body_filter, b.body_filter),
-    log: merge(a.log, b.log),
-    names: [...a.names, ...b.names],
-  };
+  return chainOf([...a.names, ...b.names], (phase) =>
+    [...a[phase], ...b[phase]].sort((p, q) => q.priority - p.priority),
+  );
 }
 
 /** Stands in for a configured plugin that could not be compiled (bad store data, a missing `$env://`). */
@@ -237,7 +219,7 @@ function unusable(name: string, why: string): PluginEntry {
   return { name, plugin, state: undefined, priority: plugin.priority, filter: undefined, errorResponse: undefined };
 }
 
-export type PreProxyPhase = "rewrite" | "access" | "before_proxy";
+export type PreProxyPhase = Extract<Phase, "rewrite" | "access" | "before_proxy">;
 
 export interface PhaseStep {
   readonly entry: PluginEntry;
@@ -261,25 +243,8 @@ export interface RequestPhases {
 /** The global rules' chain without the prefer_route plugins that `route` configures itself. */
 function globalFor(global: PluginChain, route: PluginChain): PluginChain {
   const shadowed = (e: PluginEntry) => e.plugin.runPolicy === "prefer_route" && route.names.includes(e.name);
-  const phases = [
-    global.rewrite,
-    global.access,
-    global.before_proxy,
-    global.header_filter,
-    global.body_filter,
-    global.log,
-  ];
-  if (!phases.some((entries) => entries.some(shadowed))) return global;
-  const keep = (entries: readonly PluginEntry[]) => entries.filter((e) => !shadowed(e));
-  return {
-    rewrite: keep(global.rewrite),
-    access: keep(global.access),
-    before_proxy: keep(global.before_proxy),
-    header_filter: keep(global.header_filter),
-    body_filter: keep(global.body_filter),
-    log: keep(global.log),
-    names: global.names,
-  };
+  if (!PHASES.some((phase) => global[phase].some(shadowed))) return global;
+  return chainOf(global.names, (phase) => global[phase].filter((e) => !shadowed(e)));
 }
 
 export function combinePhases(allGlobal: PluginChain, route: PluginChain): RequestPhases {
