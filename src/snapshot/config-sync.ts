@@ -4,7 +4,8 @@ import { DEFAULT_PREFIX, parseResourceKey, type ResourceType } from "../store/ke
 import type { ConfigStore, StoreEntry, WatchEvent, Watcher } from "../store/types.js";
 import { HealthCheckManager } from "../upstream/health.js";
 import type { PoolManager } from "../upstream/pool.js";
-import { compileSnapshot, type Snapshot } from "./snapshot.js";
+import { compileSnapshot } from "./compile.js";
+import type { Snapshot } from "./snapshot.js";
 
 /**
  * Keeps the data plane's snapshot in step with the store: lists everything once, then watches from the

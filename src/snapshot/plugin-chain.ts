@@ -1,3 +1,4 @@
+import type { PluginMeta } from "../config/schemas/others.js";
 import { validatePluginConfig } from "../config/validate.js";
 import {
   PHASES,
@@ -9,7 +10,8 @@ import {
 } from "../plugin-api/plugin.js";
 import type { VarSource } from "../router/types.js";
 import { compileVars } from "../router/vars.js";
-import type { CompiledUpstream } from "../upstream/upstream.js";
+import type { HeldUpstream } from "./in-use.js";
+import { pluginInstanceKey } from "./keys.js";
 
 /** One configured plugin, compiled: what a phase runner needs and nothing else. */
 export interface PluginEntry {
@@ -39,13 +41,6 @@ function chainOf(names: readonly string[], entriesOf: (phase: Phase) => readonly
 
 export const EMPTY_CHAIN: PluginChain = Object.freeze(chainOf([], () => []));
 
-interface MetaConfig {
-  disable?: boolean;
-  priority?: number;
-  filter?: unknown[];
-  error_response?: string | Record<string, unknown>;
-}
-
 /**
  * Turns a stored plugin config into the one the plugin compiles (secrets decrypted, `$env://` resolved);
  * throwing marks the config invalid, so the plugin is skipped with the message logged.
@@ -56,17 +51,12 @@ export type PrepareConf = (plugin: Plugin, conf: Record<string, unknown>) => Rec
 export interface PluginInstance {
   plugin: Plugin;
   state: unknown;
-  /** Connection pools the instance's inline upstreams use (kept open while the instance lives). */
-  poolKeys: string[];
-  /** Health checkers of those inline upstreams (kept running while the instance lives). */
-  healthKeys: string[];
+  /** The instance's inline upstreams: their pools stay open and checkers running while the instance lives. */
+  upstreams: readonly HeldUpstream[];
 }
 
-/** An inline upstream compiled for a plugin, with the health checker key it registered, if any. */
-export type InlineCompiler = (config: Record<string, unknown>) => {
-  upstream: CompiledUpstream;
-  healthKey: string | undefined;
-};
+/** Compiles an upstream inside a plugin config, with the key its health checker was acquired under. */
+export type InlineCompiler = (config: Record<string, unknown>) => HeldUpstream;
 
 /**
  * Compiles plugin instances, reusing those whose owning resources did not change since the previous
@@ -85,8 +75,8 @@ export class PluginInstanceCache {
     this.prepare = prepare;
   }
 
-  instance(cacheKey: string, plugin: Plugin, conf: unknown, scope: PluginScope): PluginInstance {
-    const key = `${cacheKey}:${plugin.name}`;
+  instance(ownerKey: string, plugin: Plugin, conf: unknown, scope: PluginScope): PluginInstance {
+    const key = pluginInstanceKey(ownerKey, plugin.name);
     let inst = this.current.get(key) ?? this.previous.get(key);
     if (inst === undefined || inst.plugin !== plugin) {
       // Config written straight into the store (etcd, by another tool) never met the Admin API: validate
@@ -96,24 +86,21 @@ export class PluginInstanceCache {
       );
       const err = validatePluginConfig(plugin, checked, "route");
       if (err !== undefined) throw new Error(err);
-      const poolKeys: string[] = [];
-      const healthKeys: string[] = [];
+      const held: HeldUpstream[] = [];
       const compileInline = this.compileInline;
       const upstreams: UpstreamResolver = {
         byId: (id) => ({ kind: "id", id }),
         inline: (config) => {
           if (compileInline === undefined) throw new Error("inline upstreams are not available here");
-          const { upstream, healthKey } = compileInline(config);
-          for (const n of upstream.nodes) poolKeys.push(n.poolKey);
-          if (healthKey !== undefined) healthKeys.push(healthKey);
-          return { kind: "compiled", upstream };
+          const inline = compileInline(config);
+          held.push(inline);
+          return { kind: "compiled", upstream: inline.upstream };
         },
       };
       inst = {
         plugin,
         state: plugin.compile ? plugin.compile(checked, { ...scope, upstreams }) : checked,
-        poolKeys,
-        healthKeys,
+        upstreams: held,
       };
     }
     this.current.set(key, inst);
@@ -142,7 +129,7 @@ export function buildChain(
   plugins: Record<string, unknown> | undefined,
   registry: ReadonlyMap<string, Plugin>,
   cache: PluginInstanceCache,
-  cacheKey: string,
+  ownerKey: string,
   scope: PluginScope,
   log: (msg: string) => void,
 ): PluginChain {
@@ -155,7 +142,9 @@ export function buildChain(
       log(`${scope.kind} ${scope.id}: plugin "${name}" is not enabled; skipped`);
       continue;
     }
-    const meta = (conf?._meta ?? undefined) as MetaConfig | undefined;
+    // Typed as PluginMetaSchema says; the instance's validation below rejects a malformed `_meta` (the
+    // plugin then answers 503), so only the two reads before it see it unchecked, and both are guarded.
+    const meta = (conf?._meta ?? undefined) as PluginMeta | undefined;
     if (meta?.disable === true) continue;
     let filter: PluginEntry["filter"];
     if (meta?.filter !== undefined) {
@@ -168,7 +157,7 @@ export function buildChain(
     }
     let inst: PluginInstance;
     try {
-      inst = cache.instance(cacheKey, plugin, conf, scope);
+      inst = cache.instance(ownerKey, plugin, conf, scope);
     } catch (err) {
       // Skipping it would fail open: a route whose key-auth or ip-restriction cannot run must not serve
       // everyone. The route answers 503 until its config is fixed.
