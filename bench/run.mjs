@@ -438,8 +438,10 @@ async function main() {
   });
   const ttfcTargets = [
     ["direct", `http://127.0.0.1:${simPort}${chatPath}`],
+    ["nginx", `http://127.0.0.1:${llmNginxPort}${chatPath}`],
     ["floor", `http://127.0.0.1:${llmFloorPort}${chatPath}`],
     ["weir", `http://127.0.0.1:${weirPort}/llm${chatPath}`],
+    ["weir-plain", `http://127.0.0.1:${weirPort}${chatPath}`],
   ];
   targets.push({ name: "weir", url: `http://127.0.0.1:${weirPort}/bench`, pid: weir.pid });
   targets.push({ name: "weir-limit-req", url: `http://127.0.0.1:${weirPort}/bench-limited`, pid: weir.pid });
@@ -522,7 +524,20 @@ async function main() {
     ["weir-secured ≥ 0.85× weir (rps)", ratio("weir-secured", "weir"), (v) => v >= 0.85],
     // Not an issue's target: APISIX's prometheus plugin costs far more; keep Weir's within 5 %.
     ["weir-metrics ≥ 0.95× weir (CPU per request)", ratio("weir", "weir-metrics", "cpuUs"), (v) => v >= 0.95],
-    ["SSE added time to first chunk, p50 of paired (weir − direct) ms ≤ 0.5", addedP50.weir, (v) => v <= 0.5],
+    ["SSE added time to first chunk, p50 of paired (weir − direct) ms ≤ 0.35", addedP50.weir, (v) => v <= 0.35],
+    // Issue 9: the plain path must cost less than the same call through ai-proxy, and RSS after all rows.
+    [
+      "weir-llm-plain CPU per request < weir-ai-proxy's",
+      ratio("weir-ai-proxy", "weir-llm-plain", "cpuUs"),
+      (v) => v > 1,
+    ],
+    [
+      "weir RSS after load ≤ 100 MB (issue 9)",
+      Math.max(
+        ...rows.filter((r) => r.target.startsWith("weir") && !r.target.startsWith("weir-count")).map((r) => r.rss ?? 0),
+      ),
+      (v) => v <= 100,
+    ],
     ...["weir-chash10", "weir-lc10", "weir-ewma10", "weir-rr10-checks"].flatMap((row) => [
       [`${row} within 5 % of weir-rr10 (rps)`, ratio(row, "weir-rr10"), (v) => v >= 0.95],
       // The same target judged by CPU per request (rr10's over the row's: the throughput it allows).

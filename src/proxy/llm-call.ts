@@ -305,7 +305,10 @@ export class LlmCall extends Attempt {
     }
     // The first token leaves at once, before the rest of its chunk is parsed: a provider that bursts a
     // whole answer into one chunk must not delay the first token by the cost of counting all the others.
-    if (firstToken) this.flushOut();
+    if (firstToken) {
+      this.flushOut();
+      this.writer.flush(this.ctx);
+    }
   };
 
   /** Weir asked an OpenAI stream for a usage chunk the client did not ask for: that chunk stays here. */

@@ -52,6 +52,15 @@ export class ResponseWriter {
     return ctx.res.write(chunk);
   }
 
+  /**
+   * Sends what was written so far now. node:http corks the socket on a response's first write and
+   * uncorks on the next tick, so without this a first token written mid-chunk would wait until the whole
+   * chunk (a burst of events from a fast model server) was parsed and counted.
+   */
+  flush(ctx: RequestContext): void {
+    ctx.res.uncork();
+  }
+
   end(ctx: RequestContext): void {
     const filters = phasesOf(ctx).bodyFilter;
     if (filters.length > 0) {
