@@ -3,9 +3,16 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { Type } from "@sinclair/typebox";
-import type { Plugin } from "../plugin-api/plugin.js";
-import { CIPHER_PREFIX, Keyring, loadKeyring, MASK, mapFields, PluginSecrets, resolveEnvRefs } from "./secrets.js";
+import {
+  CIPHER_PREFIX,
+  Keyring,
+  loadKeyring,
+  MASK,
+  mapFields,
+  type PluginSecretFields,
+  PluginSecrets,
+  resolveEnvRefs,
+} from "./secrets.js";
 
 describe("Keyring", () => {
   test("round-trips, marks ciphertext, and never repeats a ciphertext", () => {
@@ -54,7 +61,7 @@ describe("field paths and secrets of plugin configs", () => {
     assert.deepEqual(conf, { auth: { header: { Authorization: "A", "X-Key": "B" }, query: { k: 1 } }, other: "C" });
   });
 
-  const plugin: Plugin = { name: "p", priority: 1, schema: Type.Object({}), encryptFields: ["key", "auth.header.*"] };
+  const plugin: PluginSecretFields = { encryptFields: ["key", "auth.header.*"] };
   const secrets = new PluginSecrets(new Keyring(["k"]), new Map([["p", plugin]]));
 
   test("encrypt, decrypt and mask touch only the declared fields; env refs stay readable", () => {

@@ -1,7 +1,6 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Plugin } from "../plugin-api/plugin.js";
 
 /**
  * Secrets at rest: the plugin fields a plugin lists in `encryptFields` are stored as AES-256-GCM
@@ -105,12 +104,20 @@ function visit(node: Conf, parts: readonly string[], at: number, fn: (value: str
 }
 
 /**
+ * What secrets handling reads from a plugin: the dotted paths of its secret fields. plugin-api's Plugin has
+ * the field, so every plugin is one; spelling it here keeps config/ a leaf that knows no plugin type.
+ */
+export interface PluginSecretFields {
+  encryptFields?: readonly string[];
+}
+
+/**
  * Applies `fn` to the secret fields of every plugin config in a resource's `plugins` map, in place.
  * Plugins the registry does not know (or that declare no secrets) are untouched.
  */
 export function mapPluginSecrets(
   plugins: unknown,
-  registry: ReadonlyMap<string, Plugin>,
+  registry: ReadonlyMap<string, PluginSecretFields>,
   fn: (value: string) => string,
 ): void {
   if (!isObject(plugins)) return;
@@ -186,7 +193,7 @@ export function resolveEnvRefs<T>(value: T, env: NodeJS.ProcessEnv = process.env
 export class PluginSecrets {
   constructor(
     readonly keyring: Keyring | undefined,
-    private readonly registry: ReadonlyMap<string, Plugin>,
+    private readonly registry: ReadonlyMap<string, PluginSecretFields>,
   ) {}
 
   /** Before a write: encrypts the secret fields of `plugins` in place (not `$env://` references). */
@@ -210,7 +217,7 @@ export class PluginSecrets {
    * The config one plugin runs with: secret fields decrypted and `$env://` references resolved, as a new
    * object when anything changed. Throws (naming the field or variable) when a value cannot be recovered.
    */
-  prepare(plugin: Plugin, conf: Conf): Conf {
+  prepare(plugin: PluginSecretFields, conf: Conf): Conf {
     let out = conf;
     const fields = plugin.encryptFields;
     if (fields !== undefined && fields.length > 0) {

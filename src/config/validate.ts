@@ -1,7 +1,6 @@
 import { isIPv4, isIPv6 } from "node:net";
 import type { TSchema } from "@sinclair/typebox";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
-import type { Plugin } from "../plugin-api/plugin.js";
 import { isSchemaResourceType, RESOURCE_SCHEMAS, type SchemaResourceType } from "./schemas/index.js";
 import { PLUGIN_INJECTED_COMMENT, PluginMetaSchema } from "./schemas/others.js";
 import { checkUpstreamConf, precheckRoute, precheckService, precheckUpstream, refuseLua } from "./schemas/rules.js";
@@ -304,6 +303,19 @@ export function validateResource(
 
 export type PluginSchemaKind = "route" | "consumer" | "metadata";
 
+/**
+ * What validating a plugin's config reads from the plugin: its name and schemas. plugin-api's Plugin has
+ * these fields, so every plugin is one; spelling them here keeps config/ a leaf that knows no plugin type.
+ */
+export interface PluginSchemas {
+  name: string;
+  schema: TSchema;
+  consumerSchema?: TSchema;
+  metadataSchema?: TSchema;
+  /** Runs after the schema passed, so each plugin takes its own config type (hence `any`, as in Plugin). */
+  check?(conf: any): string | undefined;
+}
+
 export interface PluginCheckOptions {
   /** Checks `_meta.filter` (a vars expression); the router provides it. */
   validateVars?: (expr: unknown) => string | undefined;
@@ -312,7 +324,7 @@ export interface PluginCheckOptions {
 /** APISIX injects an empty object schema for plugins that declare no metadata schema. */
 const ANY_METADATA = { type: "object", properties: {} };
 
-function schemaFor(plugin: Plugin, kind: PluginSchemaKind): TSchema | object {
+function schemaFor(plugin: PluginSchemas, kind: PluginSchemaKind): TSchema | object {
   if (kind === "consumer") return plugin.consumerSchema ?? plugin.schema;
   if (kind === "metadata") return plugin.metadataSchema ?? ANY_METADATA;
   return plugin.schema;
@@ -324,7 +336,7 @@ function schemaFor(plugin: Plugin, kind: PluginSchemaKind): TSchema | object {
  * it. The message is APISIX's: `failed to check the configuration of plugin <name> err: ...`.
  */
 export function checkPluginConfig(
-  plugin: Plugin,
+  plugin: PluginSchemas,
   conf: unknown,
   kind: PluginSchemaKind,
   options: PluginCheckOptions = {},
@@ -364,7 +376,7 @@ export function checkPluginConfig(
 
 /** checkPluginConfig's message, or undefined when the config is valid (the form the proxy layer uses). */
 export function validatePluginConfig(
-  plugin: Plugin,
+  plugin: PluginSchemas,
   conf: unknown,
   kind: PluginSchemaKind,
   options: PluginCheckOptions = {},
@@ -387,7 +399,7 @@ export interface PluginsCheckOptions extends PluginCheckOptions {
 /** Validates a `plugins` map: every name must be an enabled plugin and every config valid. */
 export function validatePlugins(
   plugins: unknown,
-  registry: ReadonlyMap<string, Plugin>,
+  registry: ReadonlyMap<string, PluginSchemas>,
   kind: PluginSchemaKind = "route",
   options: PluginsCheckOptions = {},
 ): string | undefined {
