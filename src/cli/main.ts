@@ -1,5 +1,6 @@
 import { ConfigError, type LoadedConfig, loadConfig } from "../config/load.js";
 import { Gateway } from "../gateway.js";
+import { pluginRegistry } from "../plugins/index.js";
 import { VERSION } from "../version.js";
 
 /** `weir start | version | config check | help`. */
@@ -14,6 +15,8 @@ Commands:
 
 Environment: WEIR_ADMIN_KEY, WEIR_PROXY_LISTEN, WEIR_ADMIN_LISTEN, WEIR_DATA_DIR, WEIR_CONFIG, and any key
 as WEIR__SECTION__KEY (see conf/config.yaml).`;
+
+const knownPlugins = [...pluginRegistry.keys()];
 
 function configPath(args: string[]): string | undefined {
   const i = args.findIndex((a) => a === "-c" || a === "--config");
@@ -32,7 +35,7 @@ function fatal(err: unknown): never {
 
 async function start(args: string[]): Promise<void> {
   const path = configPath(args);
-  const loaded: LoadedConfig = loadConfig({ path });
+  const loaded: LoadedConfig = loadConfig({ path, knownPlugins });
   const { config } = loaded;
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   const gateway = new Gateway(config, { log });
@@ -69,7 +72,7 @@ async function start(args: string[]): Promise<void> {
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGHUP", () => {
     try {
-      const next = loadConfig({ path });
+      const next = loadConfig({ path, knownPlugins });
       gateway.reload(next.config).then(
         () => log(`SIGHUP: reloaded ${next.source}`),
         (err: unknown) => log(`SIGHUP: reload failed, keeping the running config: ${(err as Error).message}`),
@@ -96,7 +99,7 @@ export async function main(argv: string[]): Promise<void> {
     case "config":
       if (rest[0] !== "check") throw new ConfigError(`unknown config command "${rest[0] ?? ""}"; try "config check"`);
       {
-        const loaded = loadConfig({ path: configPath(rest), readOnly: true });
+        const loaded = loadConfig({ path: configPath(rest), readOnly: true, knownPlugins });
         process.stdout.write(`configuration OK (${loaded.source})\n`);
       }
       return;

@@ -5,6 +5,9 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { ConfigError, loadConfig, parseListen } from "./load.js";
 
+/** The plugin names a build ships come from the caller (the CLI passes the registry's); any list will do here. */
+const knownPlugins = ["key-auth", "limit-req", "prometheus"];
+
 const dirs: string[] = [];
 function tempDir(): string {
   const d = mkdtempSync(join(tmpdir(), "weir-conf-"));
@@ -24,13 +27,13 @@ function withFile(yaml: string): { cwd: string; path: string } {
 
 test("defaults: proxy 0.0.0.0:9080, admin 127.0.0.1:9180, embedded store, ./data, all plugins", () => {
   const cwd = tempDir();
-  const { config, source } = loadConfig({ cwd, env: { WEIR_ADMIN_KEY: "k".repeat(32) } });
+  const { config, source } = loadConfig({ knownPlugins, cwd, env: { WEIR_ADMIN_KEY: "k".repeat(32) } });
   assert.equal(source, "defaults");
   assert.deepEqual(config.proxy.listen, [{ host: "0.0.0.0", port: 9080 }]);
   assert.deepEqual(config.admin.listen, { host: "127.0.0.1", port: 9180 });
   assert.equal(config.store.provider, "embedded");
   assert.equal(config.dataDir, join(cwd, "data"));
-  assert.ok(config.plugins.includes("limit-req"));
+  assert.deepEqual(config.plugins, knownPlugins);
   assert.deepEqual(config.admin.allow, ["127.0.0.0/24", "::1/128"]);
 });
 
@@ -45,7 +48,7 @@ deployment:
     admin_key: [{ name: a, key: "${"f".repeat(20)}", role: admin }]
 plugins: [limit-req]
 `);
-  const fromFile = loadConfig({ path, cwd, env: {} }).config;
+  const fromFile = loadConfig({ knownPlugins, path, cwd, env: {} }).config;
   assert.deepEqual(
     fromFile.proxy.listen.map((l) => l.port),
     [7000, 7001],
@@ -62,7 +65,7 @@ plugins: [limit-req]
     WEIR_DATA_DIR: join(cwd, "envdata"),
     WEIR_ACCESS_LOG: "off",
   };
-  const c = loadConfig({ path, cwd, env }).config;
+  const c = loadConfig({ knownPlugins, path, cwd, env }).config;
   assert.deepEqual(c.proxy.listen, [
     { host: "127.0.0.1", port: 8100 },
     { host: "::1", port: 8101 },
@@ -82,6 +85,7 @@ plugins: [limit-req]
 test("any key can be set as WEIR__SECTION__KEY, parsed as YAML", () => {
   const cwd = tempDir();
   const { config } = loadConfig({
+    knownPlugins,
     cwd,
     env: {
       WEIR_ADMIN_KEY: "k".repeat(32),
@@ -102,43 +106,55 @@ weir:
   node_listen: "127.0.0.1:\${{PORT}}"
   data_dir: "\${{DIR:=./fallback}}"
 `);
-  const c = loadConfig({ path, cwd, env: { PORT: "7777", WEIR_ADMIN_KEY: "k".repeat(32) } }).config;
+  const c = loadConfig({ knownPlugins, path, cwd, env: { PORT: "7777", WEIR_ADMIN_KEY: "k".repeat(32) } }).config;
   assert.equal(c.proxy.listen[0]!.port, 7777);
   assert.equal(c.dataDir, join(cwd, "fallback"));
-  assert.throws(() => loadConfig({ path, cwd, env: { WEIR_ADMIN_KEY: "k".repeat(32) } }), /PORT is not set/);
+  assert.throws(
+    () => loadConfig({ knownPlugins, path, cwd, env: { WEIR_ADMIN_KEY: "k".repeat(32) } }),
+    /PORT is not set/,
+  );
 });
 
 test("bad config files are refused with a message naming the key and the file", () => {
   const { cwd, path } = withFile("deployment:\n  admin:\n    admin_listen: { ip: 127.0.0.1, port: high }\n");
   assert.throws(
-    () => loadConfig({ path, cwd, env: {} }),
+    () => loadConfig({ knownPlugins, path, cwd, env: {} }),
     (err: Error) =>
       err instanceof ConfigError && err.message.includes(path) && err.message.includes("deployment.admin.admin_listen"),
   );
   const typo = withFile("weir:\n  node_lisen: 1\n");
-  assert.throws(() => loadConfig({ path: typo.path, cwd: typo.cwd, env: {} }), /node_lisen/);
+  assert.throws(() => loadConfig({ knownPlugins, path: typo.path, cwd: typo.cwd, env: {} }), /node_lisen/);
   const badPlugin = withFile("plugins: [limit-req, no-such-plugin]\n");
-  assert.throws(() => loadConfig({ path: badPlugin.path, cwd: badPlugin.cwd, env: {} }), /no-such-plugin.*known: /);
-  assert.throws(() => loadConfig({ path: join(cwd, "missing.yaml"), cwd, env: {} }), /no such config file/);
+  assert.throws(
+    () => loadConfig({ knownPlugins, path: badPlugin.path, cwd: badPlugin.cwd, env: {} }),
+    /no-such-plugin.*known: /,
+  );
+  assert.throws(
+    () => loadConfig({ knownPlugins, path: join(cwd, "missing.yaml"), cwd, env: {} }),
+    /no such config file/,
+  );
 });
 
 test("short or well-known admin keys are refused", () => {
   const cwd = tempDir();
-  assert.throws(() => loadConfig({ cwd, env: { WEIR_ADMIN_KEY: "short" } }), /shorter than 16/);
-  assert.throws(() => loadConfig({ cwd, env: { WEIR_ADMIN_KEY: "edd1c9f034335f136f87ad84b625c8f1" } }), /well-known/);
+  assert.throws(() => loadConfig({ knownPlugins, cwd, env: { WEIR_ADMIN_KEY: "short" } }), /shorter than 16/);
+  assert.throws(
+    () => loadConfig({ knownPlugins, cwd, env: { WEIR_ADMIN_KEY: "edd1c9f034335f136f87ad84b625c8f1" } }),
+    /well-known/,
+  );
 });
 
 test("without a configured key one is generated once, kept 0600 in the data dir, and reported only the first time", () => {
   const cwd = tempDir();
-  const first = loadConfig({ cwd, env: {} });
+  const first = loadConfig({ knownPlugins, cwd, env: {} });
   assert.ok(first.generatedAdminKey !== undefined && first.generatedAdminKey.length >= 32);
   const file = join(cwd, "data", "admin_key");
   assert.equal(readFileSync(file, "utf8").trim(), first.generatedAdminKey);
   assert.equal(statSync(file).mode & 0o777, 0o600);
-  const second = loadConfig({ cwd, env: {} });
+  const second = loadConfig({ knownPlugins, cwd, env: {} });
   assert.equal(second.generatedAdminKey, undefined);
   assert.equal(second.config.admin.keys[0]!.key, first.generatedAdminKey);
-  const readOnly = loadConfig({ cwd: tempDir(), env: {}, readOnly: true });
+  const readOnly = loadConfig({ knownPlugins, cwd: tempDir(), env: {}, readOnly: true });
   assert.equal(readOnly.generatedAdminKey, undefined);
 });
 
@@ -165,7 +181,7 @@ deployment:
   writeFileSync(join(ok.cwd, "c.pem"), "CERT");
   writeFileSync(join(ok.cwd, "k.pem"), "KEY");
   writeFileSync(join(ok.cwd, "ca.pem"), "CA");
-  const store = loadConfig({ path: ok.path, cwd: ok.cwd, env: {} }).config.store;
+  const store = loadConfig({ knownPlugins, path: ok.path, cwd: ok.cwd, env: {} }).config.store;
   assert.deepEqual(store.provider === "etcd" ? store.tls : undefined, {
     cert: "CERT",
     key: "KEY",
@@ -175,7 +191,7 @@ deployment:
   });
   const missing = withFile(yaml("{ cert: nope.pem, key: nope-key.pem }"));
   assert.throws(
-    () => loadConfig({ path: missing.path, cwd: missing.cwd, env: {} }),
+    () => loadConfig({ knownPlugins, path: missing.path, cwd: missing.cwd, env: {} }),
     (err: Error) => {
       assert.ok(err instanceof ConfigError);
       assert.match(err.message, /deployment\.etcd\.tls\.cert: cannot read nope\.pem/);
@@ -183,5 +199,8 @@ deployment:
     },
   );
   const half = withFile(yaml("{ cert: c.pem }"));
-  assert.throws(() => loadConfig({ path: half.path, cwd: half.cwd, env: {} }), /cert and key go together/);
+  assert.throws(
+    () => loadConfig({ knownPlugins, path: half.path, cwd: half.cwd, env: {} }),
+    /cert and key go together/,
+  );
 });

@@ -3,7 +3,6 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "n
 import { join, resolve } from "node:path";
 import { type Static, Type } from "@sinclair/typebox";
 import { parse as parseYaml } from "yaml";
-import { pluginRegistry } from "../plugins/index.js";
 import type { AdminKey, EtcdTls, ListenAddress, WeirConfig } from "./types.js";
 import { validateSchema } from "./validate.js";
 
@@ -141,6 +140,11 @@ export interface LoadOptions {
   cwd?: string;
   /** `config check` must not create files: with this set, a missing admin key is not generated. */
   readOnly?: boolean;
+  /**
+   * Names of the plugins this build ships: the default of `plugins:` and what it is checked against. The
+   * caller passes them (the CLI, from the plugin registry) so config/ stays a leaf that loads no plugin.
+   */
+  knownPlugins: readonly string[];
 }
 
 export interface LoadedConfig {
@@ -157,7 +161,7 @@ export class ConfigError extends Error {
 
 const MIN_KEY_LENGTH = 16;
 
-export function loadConfig(options: LoadOptions = {}): LoadedConfig {
+export function loadConfig(options: LoadOptions): LoadedConfig {
   const env = options.env ?? process.env;
   const cwd = options.cwd ?? process.cwd();
   const explicit = options.path ?? env.WEIR_CONFIG;
@@ -245,12 +249,11 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
         }
       : { provider: "embedded" };
 
-  const plugins = fc.plugins ?? [...pluginRegistry.keys()];
-  const unknown = plugins.filter((p) => !pluginRegistry.has(p));
+  const known = options.knownPlugins;
+  const plugins = fc.plugins ?? [...known];
+  const unknown = plugins.filter((p) => !known.includes(p));
   if (unknown.length > 0) {
-    throw new ConfigError(
-      `unknown plugin(s) in plugins: ${unknown.join(", ")}; known: ${[...pluginRegistry.keys()].join(", ")}`,
-    );
+    throw new ConfigError(`unknown plugin(s) in plugins: ${unknown.join(", ")}; known: ${known.join(", ")}`);
   }
 
   const accessLogSetting = env.WEIR_ACCESS_LOG ?? fc.weir?.access_log ?? "logs/access.log";
