@@ -1,4 +1,5 @@
 import type { CounterResult, RateLimitCounter } from "./counter.js";
+import { type LeakyBucketStore, REJECTED } from "./leaky-bucket.js";
 import { slidingCommitResult, slidingResult } from "./local-sliding.js";
 import { acquireRedis, type RedisConnection, type RedisLease } from "./redis-client.js";
 import type { RedisPolicyConfig } from "./redis-schema.js";
@@ -228,10 +229,10 @@ export class RedisSlidingWindowCounter extends RedisScripts implements RateLimit
 
 /**
  * limit-req's buckets in Redis (APISIX's redis and redis-cluster policies): `incoming` answers the delay in
- * ms, or -1 (limit-req's REJECTED) past rate + burst, in which case nothing was recorded. Times are epoch
- * ms so every instance's requests drain the same bucket.
+ * ms, or REJECTED past rate + burst, in which case nothing was recorded. Times are epoch ms so every
+ * instance's requests drain the same bucket.
  */
-export class RedisLeakyBucketStore extends RedisScripts {
+export class RedisLeakyBucketStore extends RedisScripts implements LeakyBucketStore {
   private readonly rate: number;
   private readonly burst: number;
   private readonly ttlSeconds: number;
@@ -252,7 +253,7 @@ export class RedisLeakyBucketStore extends RedisScripts {
       Math.floor(nowMs),
       this.ttlSeconds,
     );
-    return admitted === 1 ? (Number(excess) / this.rate) * 1000 : -1;
+    return admitted === 1 ? (Number(excess) / this.rate) * 1000 : REJECTED;
   }
 }
 
