@@ -3,6 +3,8 @@ import { test } from "node:test";
 import { REJECTED } from "./leaky-bucket.js";
 import { LocalLeakyBucketStore } from "./local-leaky.js";
 
+// limit-req's in-process buckets (the plugin's own tests, in src/plugins/limit-req.test.ts, drive them too).
+
 const bucket = (rate: number, burst: number, maxKeys?: number) =>
   new LocalLeakyBucketStore(rate, burst, { sweepIntervalMs: 0, maxKeys });
 
