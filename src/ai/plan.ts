@@ -1,5 +1,5 @@
 import type { Reply } from "../http/reply.js";
-import type { Balancer, BalancerRequest, UpstreamNode } from "../upstream/balancer.js";
+import type { Balancer, UpstreamNode } from "../upstream/balancer.js";
 import { createBalancer } from "../upstream/balancers.js";
 import type { CompiledUpstreamHandle, UpstreamResolver } from "../upstream/handle.js";
 import type { AiProtocol, JsonObject } from "./protocols.js";
@@ -217,5 +217,3 @@ export function instanceBalancer(
   const type = balancer?.algorithm === "chash" ? "chash" : "roundrobin";
   return createBalancer(type, instances, { key: balancer?.key, hashOn: balancer?.hash_on });
 }
-
-export type { BalancerRequest };

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import type { AiRequest } from "../ai/plan.js";
 import type { UpstreamHandle } from "../upstream/handle.js";
+import type { VarSource } from "../vars/var-source.js";
 
 /** A consumer's config for one auth plugin, found by its identifying field. */
 export interface CredentialMatch {
@@ -15,7 +16,7 @@ export interface CredentialMatch {
  * What a plugin may see and change about one request. The proxy's RequestContext implements it; plugins
  * depend only on this interface so they never import the proxy layer.
  */
-export interface PluginContext {
+export interface PluginContext extends VarSource {
   readonly req: IncomingMessage;
   /** Monotonic ms (performance.now()) when the request arrived. */
   readonly startTime: number;
@@ -63,9 +64,11 @@ export interface PluginContext {
    */
   findCredential(plugin: string, key: string): CredentialMatch | undefined;
 
-  /** APISIX/nginx variable lookup: uri, host, remote_addr, http_x_foo, arg_foo, cookie_foo, route_id … */
-  var(name: string): string | undefined;
-  /** Sets a request-scoped variable that later plugins and the access log can read with var(). */
+  // var(name) comes from VarSource: the nginx/APISIX variables, computed by the variable table in vars/.
+  /**
+   * Sets a request-scoped variable that later plugins and the access log read with var(). It shadows a
+   * table variable of the same name (proxy-rewrite sets `request_method`, as ngx.req.set_method does).
+   */
   setVar(name: string, value: string): void;
 
   // ---- what goes upstream -------------------------------------------------------------------------------

@@ -1,3 +1,5 @@
+import type { VarSource } from "../vars/var-source.js";
+
 /**
  * APISIX's `core.utils.resolve_var` (and, for proxy-rewrite header values, `resolve_var_with_captures`),
  * parsed once at config time so a request only concatenates strings.
@@ -10,11 +12,6 @@
  *   values do after a `regex_uri` match; unmatched or missing captures are empty.
  * An unset variable renders as the empty string.
  */
-
-/** Where variables come from: PluginContext satisfies it. */
-export interface VarSource {
-  var(name: string): string | undefined;
-}
 
 /** Capture groups of the regex match a template may refer to (`$0` is the whole match). */
 export type Captures = ArrayLike<string | undefined>;

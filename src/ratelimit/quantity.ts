@@ -1,4 +1,5 @@
-import { compileVarTemplate, type VarSource, type VarTemplate } from "../plugins/vars-template.js";
+import { compileVarTemplate, type VarTemplate } from "../plugins/vars-template.js";
+import type { VarSource } from "../vars/var-source.js";
 
 /**
  * A count, limit or time_window as APISIX 3.16+ takes them: a positive integer, or a string resolved per

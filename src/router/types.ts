@@ -1,7 +1,6 @@
-/** nginx/APISIX variables: uri, host, remote_addr, http_x_foo, arg_foo, cookie_foo, post_arg.a.b … */
-export interface VarSource {
-  var(name: string): string | undefined;
-}
+import type { VarSource } from "../vars/var-source.js";
+
+export type { VarSource };
 
 /** One route as the router sees it: match conditions plus an opaque payload handed back on match. */
 export interface RouteSpec<T> {

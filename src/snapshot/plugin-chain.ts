@@ -8,8 +8,8 @@ import {
   type Reply,
   type UpstreamResolver,
 } from "../plugin-api/plugin.js";
-import type { VarSource } from "../router/types.js";
 import { compileVars } from "../router/vars.js";
+import type { VarSource } from "../vars/var-source.js";
 import type { HeldUpstream } from "./in-use.js";
 import { pluginInstanceKey } from "./keys.js";
 

@@ -1,3 +1,5 @@
+import type { VarSource } from "../vars/var-source.js";
+
 /**
  * "Who to talk to": a balancer picks a node for one attempt of one request. Transport ("how to talk") is
  * the connection pool's job; health is the health checker's. Balancers are built once per config change.
@@ -13,17 +15,13 @@ export interface UpstreamNode {
   metadata?: Record<string, unknown>;
 }
 
-/** What a balancer may read about the request (hash keys for chash, etc.). */
-export interface BalancerRequest {
-  var(name: string): string | undefined;
-}
-
 export interface Balancer<N extends UpstreamNode = UpstreamNode> {
   /**
    * The node for the next attempt, skipping nodes in `tried`; undefined when no untried node remains.
-   * Must not allocate on the common first attempt (tried undefined).
+   * `request` is read only for chash's key (its `hash_on` variable, header or cookie). Must not allocate on
+   * the common first attempt (tried undefined).
    */
-  pick(request: BalancerRequest, tried: ReadonlySet<string> | undefined): N | undefined;
+  pick(request: VarSource, tried: ReadonlySet<string> | undefined): N | undefined;
   /** An attempt to `node` started (least_conn, ewma bookkeeping). */
   onAttemptStart?(node: N): void;
   /** An attempt to `node` finished after `latencyMs`; `failed` for connect errors/timeouts. */

@@ -1,4 +1,5 @@
-import type { Balancer, BalancerRequest, UpstreamNode } from "./balancer.js";
+import type { VarSource } from "../vars/var-source.js";
+import type { Balancer, UpstreamNode } from "./balancer.js";
 import { priorityTiers } from "./tiers.js";
 
 /**
@@ -48,10 +49,7 @@ function buildRing(nodes: readonly UpstreamNode[]): Ring {
 }
 
 /** How the request key is read, per APISIX's hash_on. */
-export function keyReader(
-  hashOn: string | undefined,
-  key: string | undefined,
-): (r: BalancerRequest) => string | undefined {
+export function keyReader(hashOn: string | undefined, key: string | undefined): (r: VarSource) => string | undefined {
   const k = key ?? "remote_addr";
   switch (hashOn ?? "vars") {
     case "header":
@@ -83,14 +81,14 @@ export function keyReader(
 
 class ChashBalancer implements Balancer {
   private readonly tiers: Ring[];
-  private readonly readKey: (r: BalancerRequest) => string | undefined;
+  private readonly readKey: (r: VarSource) => string | undefined;
 
   constructor(nodes: readonly UpstreamNode[], options: { key?: string; hashOn?: string }) {
     this.tiers = priorityTiers(nodes, (n) => n).map(buildRing);
     this.readKey = keyReader(options.hashOn, options.key);
   }
 
-  pick(request: BalancerRequest, tried: ReadonlySet<string> | undefined): UpstreamNode | undefined {
+  pick(request: VarSource, tried: ReadonlySet<string> | undefined): UpstreamNode | undefined {
     const raw = this.readKey(request);
     // APISIX: no key value → hash the client address.
     const h = hash32(raw === undefined || raw === "" ? (request.var("remote_addr") ?? "") : raw);

@@ -1,4 +1,5 @@
-import type { Balancer, BalancerRequest, UpstreamNode } from "./balancer.js";
+import type { VarSource } from "../vars/var-source.js";
+import type { Balancer, UpstreamNode } from "./balancer.js";
 import { priorityTiers } from "./tiers.js";
 
 /**
@@ -39,7 +40,7 @@ class EwmaBalancer implements Balancer {
     return decayed * (slot.active + 1);
   }
 
-  pick(_request: BalancerRequest, tried: ReadonlySet<string> | undefined): UpstreamNode | undefined {
+  pick(_request: VarSource, tried: ReadonlySet<string> | undefined): UpstreamNode | undefined {
     const now = this.now();
     for (const tier of this.tiers) {
       const candidates = tried === undefined ? tier : tier.filter((s) => !tried.has(s.node.key));

@@ -1,4 +1,5 @@
-import type { Balancer, BalancerRequest, UpstreamNode } from "./balancer.js";
+import type { VarSource } from "../vars/var-source.js";
+import type { Balancer, UpstreamNode } from "./balancer.js";
 import { priorityTiers } from "./tiers.js";
 
 /**
@@ -23,7 +24,7 @@ class LeastConnBalancer implements Balancer {
     });
   }
 
-  pick(_request: BalancerRequest, tried: ReadonlySet<string> | undefined): UpstreamNode | undefined {
+  pick(_request: VarSource, tried: ReadonlySet<string> | undefined): UpstreamNode | undefined {
     this.rotation++;
     for (const tier of this.tiers) {
       let best: Slot | undefined;

@@ -1,4 +1,5 @@
-import type { Balancer, BalancerRequest, UpstreamNode } from "./balancer.js";
+import type { VarSource } from "../vars/var-source.js";
+import type { Balancer, UpstreamNode } from "./balancer.js";
 import { priorityTiers } from "./tiers.js";
 
 interface Slot {
@@ -28,7 +29,7 @@ class RoundRobinBalancer implements Balancer {
     this.single = count === 1 ? this.tiers[0]![0]!.node : undefined;
   }
 
-  pick(_request: BalancerRequest, tried: ReadonlySet<string> | undefined): UpstreamNode | undefined {
+  pick(_request: VarSource, tried: ReadonlySet<string> | undefined): UpstreamNode | undefined {
     const single = this.single;
     if (single !== undefined) return tried?.has(single.key) ? undefined : single;
     const tiers = this.tiers;
