@@ -3,7 +3,7 @@ import { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { AiRequest } from "../ai/plan.js";
 import type { CredentialMatch, PluginContext } from "../plugin-api/context.js";
-import { queryWithoutArg, uriWithoutArg } from "./query-args.js";
+import { queryWithoutArg, uriWithoutArg } from "../vars/query-args.js";
 
 /**
  * A complete PluginContext for unit tests of plugins: a real IncomingMessage, the variables plugins read

@@ -3,18 +3,21 @@ import { performance } from "node:perf_hooks";
 import type { AiRequest } from "../ai/plan.js";
 import type { CredentialMatch, PluginContext } from "../plugin-api/context.js";
 import type { UpstreamHandle } from "../plugin-api/plugin.js";
-import { queryWithoutArg, uriWithoutArg } from "../plugins/query-args.js";
 import type { RequestPhases } from "../snapshot/plugin-chain.js";
 import type { CompiledConsumer, CompiledRoute, Snapshot } from "../snapshot/snapshot.js";
+import { hostWithoutPort, normalizeAddress, normalizePath } from "../vars/normalize.js";
+import { queryWithoutArg, uriWithoutArg } from "../vars/query-args.js";
+import { type ParsedRequest, type RequestState, requestVar } from "../vars/request-vars.js";
 
 type HeaderOp = { name: string; lower: string; value: string | undefined; add: boolean };
 
 /**
  * One request's state, created once when the request arrives and passed to every phase. It is the
- * PluginContext plugins see, the VarSource the router and expressions read, and the BalancerRequest
- * balancers hash on. Everything optional is created lazily so the plain proxy path allocates little.
+ * PluginContext plugins see and the VarSource the router, expressions and balancers read; its variables
+ * come from the variable table (vars/request-vars.ts) over this state. Everything optional is created
+ * lazily so the plain proxy path allocates little.
  */
-export class RequestContext implements PluginContext {
+export class RequestContext implements PluginContext, RequestState {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly snapshot: Snapshot;
@@ -71,11 +74,10 @@ export class RequestContext implements PluginContext {
   private bodyPromise: Promise<Buffer> | undefined = undefined;
 
   /** The port real-ip set with the address (0: none given, as nginx's realip leaves it); undefined: the socket's. */
-  private remotePortOverride: number | undefined = undefined;
+  remotePortOverride: number | undefined = undefined;
+  /** The variable table's parse results for this request (arguments, cookies, JSON body). */
+  parsed: ParsedRequest | undefined = undefined;
   private customVars: Map<string, string> | undefined = undefined;
-  private queryArgs: URLSearchParams | undefined = undefined;
-  private cookies: Map<string, string> | undefined = undefined;
-  private jsonBody: unknown = undefined;
   private _pluginData: Map<string, unknown> | undefined = undefined;
 
   constructor(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot) {
@@ -106,6 +108,26 @@ export class RequestContext implements PluginContext {
 
   get consumerName(): string | undefined {
     return this.consumer?.username;
+  }
+
+  get routeName(): string | undefined {
+    return this.route?.name;
+  }
+
+  get serviceName(): string | undefined {
+    return this.route?.serviceName;
+  }
+
+  get matchedUri(): string | undefined {
+    return this.route?.matchedUri;
+  }
+
+  get matchedHost(): string | undefined {
+    return this.route?.matchedHost;
+  }
+
+  get consumerGroupId(): string | undefined {
+    return this.consumer?.groupId;
   }
 
   attachConsumer(username: string, credentialId?: string): boolean {
@@ -141,158 +163,19 @@ export class RequestContext implements PluginContext {
       const v = this.customVars.get(name);
       if (v !== undefined) return v;
     }
-    switch (name) {
-      case "uri":
-        return this.path;
-      case "request_uri":
-        return this.req.url;
-      case "args":
-      case "query_string":
-        return this.query === "" ? undefined : this.query;
-      case "is_args":
-        return this.query === "" ? "" : "?";
-      case "host":
-        return this.host;
-      case "remote_addr":
-        return this.remoteAddr;
-      case "remote_port":
-        if (this.remotePortOverride === undefined) return String(this.req.socket.remotePort ?? "");
-        return this.remotePortOverride === 0 ? "" : String(this.remotePortOverride);
-      case "realip_remote_addr":
-        return this.realRemoteAddr;
-      case "realip_remote_port":
-        return String(this.req.socket.remotePort ?? "");
-      case "server_addr":
-        return normalizeAddress(this.req.socket.localAddress);
-      case "server_port":
-        return String(this.req.socket.localPort ?? "");
-      case "request_method":
-        return this.method;
-      case "scheme":
-        return "encrypted" in this.req.socket ? "https" : "http";
-      case "server_protocol":
-        return `HTTP/${this.req.httpVersion}`;
-      case "route_id":
-        return this.route?.id;
-      case "route_name":
-        return this.route?.name;
-      case "service_id":
-        return this.route?.serviceId;
-      case "service_name":
-        return this.route?.serviceName;
-      case "consumer_name":
-        return this.consumer?.username;
-      case "consumer_group_id":
-        return this.consumer?.groupId;
-      case "upstream_uri":
-        return this.upstreamUri;
-      case "upstream_addr":
-        return this.upstreamAddr;
-      case "upstream_status":
-        return this.upstreamStatuses?.join(", ");
-      case "bytes_sent":
-        return String(this.bytesSent);
-      case "request_length":
-        return String(this.requestLength());
-      case "upstream_response_time":
-        return this.upstreamEndTime > 0 ? (this.upstreamEndTime / 1000).toFixed(3) : undefined;
-      case "response_source":
-        // APISIX's: the upstream answered, or the proxy gave up on it (nginx), or Weir answered itself.
-        return this.upstreamHeaderTime > 0 ? "upstream" : this.attempts > 0 ? "nginx" : "apisix";
-      case "matched_uri":
-        return this.route?.matchedUri;
-      case "matched_host":
-        return this.route?.matchedHost;
-      case "status":
-        return this.status === 0 ? undefined : String(this.status);
-      case "request_time":
-        return ((performance.now() - this.startTime) / 1000).toFixed(3);
-      case "content_type":
-        return this.req.headers["content-type"];
-      case "content_length":
-        return this.req.headers["content-length"];
-      case "http_user_agent":
-        return this.req.headers["user-agent"];
-      case "http_host":
-        return this.req.headers.host;
-    }
-    if (name.startsWith("http_")) return this.headerVar(name);
-    if (name.startsWith("arg_")) {
-      this.queryArgs ??= new URLSearchParams(this.query);
-      return this.queryArgs.get(name.slice(4)) ?? undefined;
-    }
-    if (name.startsWith("cookie_")) return this.cookie(name.slice(7));
-    if (name.startsWith("post_arg.")) return this.postArg(name.slice(9));
-    return undefined;
-  }
-
-  /**
-   * nginx's `$request_length`: request line, header lines and body, counted from what node:http parsed
-   * (the exact bytes on the wire are not kept; whitespace around header values is not counted).
-   */
-  requestLength(): number {
-    const req = this.req;
-    let n = req.method!.length + (req.url?.length ?? 0) + 12; // "GET /x HTTP/1.1\r\n"
-    const raw = req.rawHeaders;
-    for (let i = 0; i < raw.length; i += 2) n += raw[i]!.length + raw[i + 1]!.length + 4;
-    n += 2;
-    if (this.body !== undefined) return n + this.body.length;
-    const length = Number(req.headers["content-length"]);
-    return Number.isFinite(length) && length > 0 ? n + length : n;
+    return requestVar(this, name);
   }
 
   removeQueryArg(name: string): void {
     const kept = queryWithoutArg(this.query, name);
     if (kept === this.query) return;
     this.query = kept;
-    this.queryArgs = undefined;
     this.upstreamUri = uriWithoutArg(this.upstreamUri, name);
   }
 
   setVar(name: string, value: string): void {
     this.customVars ??= new Map();
     this.customVars.set(name, value);
-  }
-
-  private headerVar(name: string): string | undefined {
-    const value = this.req.headers[name.slice(5).replaceAll("_", "-")];
-    if (value === undefined) return undefined;
-    return typeof value === "string" ? value : value.join(", ");
-  }
-
-  private cookie(name: string): string | undefined {
-    if (this.cookies === undefined) {
-      this.cookies = new Map();
-      const header = this.req.headers.cookie;
-      if (header !== undefined) {
-        for (const part of header.split(";")) {
-          const eq = part.indexOf("=");
-          if (eq === -1) continue;
-          const key = part.slice(0, eq).trim();
-          if (!this.cookies.has(key)) this.cookies.set(key, part.slice(eq + 1).trim());
-        }
-      }
-    }
-    return this.cookies.get(name);
-  }
-
-  /** `post_arg.a.b` reads a dotted path from a JSON body that was buffered before routing. */
-  private postArg(path: string): string | undefined {
-    if (this.jsonBody === undefined) {
-      if (this.body === undefined) return undefined;
-      try {
-        this.jsonBody = JSON.parse(this.body.toString("utf8"));
-      } catch {
-        this.jsonBody = null;
-      }
-    }
-    let cur: unknown = this.jsonBody;
-    for (const part of path.split(".")) {
-      if (cur === null || typeof cur !== "object") return undefined;
-      cur = (cur as Record<string, unknown>)[part];
-    }
-    if (cur === undefined || cur === null) return undefined;
-    return typeof cur === "object" ? JSON.stringify(cur) : String(cur);
   }
 
   // ---- request headers ------------------------------------------------------------------------------------
@@ -344,7 +227,6 @@ export class RequestContext implements PluginContext {
 
   setBody(body: Buffer | string): void {
     this.body = typeof body === "string" ? Buffer.from(body) : body;
-    this.jsonBody = undefined;
   }
 
   // ---- response headers -----------------------------------------------------------------------------------
@@ -419,54 +301,4 @@ function readWhole(req: IncomingMessage, limit: number): Promise<Buffer> {
     req.once("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
     req.once("error", reject);
   });
-}
-
-/** Strips the IPv4-mapped IPv6 prefix so `::ffff:127.0.0.1` reads as APISIX's `127.0.0.1`. */
-export function normalizeAddress(address: string | undefined): string {
-  if (address === undefined) return "";
-  return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
-}
-
-function hostWithoutPort(host: string | undefined): string {
-  if (host === undefined || host === "") return "";
-  if (host.charCodeAt(0) === 91 /* [ */) {
-    const end = host.indexOf("]");
-    return (end === -1 ? host : host.slice(0, end + 1)).toLowerCase();
-  }
-  const colon = host.indexOf(":");
-  return (colon === -1 ? host : host.slice(0, colon)).toLowerCase();
-}
-
-/**
- * nginx's `$uri`: percent-decoded, `.`/`..` segments resolved, repeated slashes merged. Routing on the
- * normalized path is what stops `/public/../admin` or `/adm%69n` from slipping past a route's rules; the
- * upstream still receives the request URI as the client sent it. Plain paths skip all work.
- */
-export function normalizePath(raw: string): string {
-  let needs = false;
-  for (let i = 0; i < raw.length; i++) {
-    const c = raw.charCodeAt(i);
-    if (c === 37 /* % */ || (c === 47 /* / */ && (raw.charCodeAt(i + 1) === 47 || raw.charCodeAt(i + 1) === 46))) {
-      needs = true;
-      break;
-    }
-  }
-  if (!needs) return raw;
-  let decoded = raw;
-  if (raw.includes("%")) {
-    try {
-      decoded = decodeURIComponent(raw);
-    } catch {
-      decoded = raw; // invalid escapes are matched as sent
-    }
-  }
-  const out: string[] = [];
-  for (const seg of decoded.split("/")) {
-    if (seg === "" || seg === ".") continue;
-    if (seg === "..") out.pop();
-    else out.push(seg);
-  }
-  const trailing = decoded.endsWith("/") || decoded.endsWith("/.") || decoded.endsWith("/..");
-  const joined = `/${out.join("/")}`;
-  return trailing && joined !== "/" ? `${joined}/` : joined;
 }
