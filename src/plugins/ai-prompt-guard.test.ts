@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { TestContext } from "../../test/helpers/plugin-context.js";
 import { validatePluginConfig } from "../config/validate.js";
 import type { PluginScope } from "../plugin-api/plugin.js";
 import { type AiPromptGuardConfig, aiPromptGuard, compilePcre } from "./ai-prompt-guard.js";
-import { TestContext } from "./test-context.js";
 
 const scope: PluginScope = { kind: "route", id: "1", revision: 1 };
 

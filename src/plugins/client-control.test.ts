@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { TestContext } from "../../test/helpers/plugin-context.js";
 import { validatePluginConfig } from "../config/validate.js";
 import { type ClientControlConfig, clientControl } from "./client-control.js";
-import { TestContext } from "./test-context.js";
 
 const compile = (conf: Record<string, unknown>) => {
   assert.equal(validatePluginConfig(clientControl, conf, "route"), undefined);

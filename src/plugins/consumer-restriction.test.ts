@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { TestContext } from "../../test/helpers/plugin-context.js";
 import { validatePluginConfig } from "../config/validate.js";
 import { type ConsumerRestrictionConfig, consumerRestriction } from "./consumer-restriction.js";
-import { TestContext } from "./test-context.js";
 
 const scope = { kind: "route", id: "1", revision: 1 };
 

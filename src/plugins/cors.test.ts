@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { TestContext } from "../../test/helpers/plugin-context.js";
 import { validatePluginConfig } from "../config/validate.js";
 import { type CorsConfig, cors, originsMatcher } from "./cors.js";
-import { TestContext } from "./test-context.js";
 
 function instance(conf: Record<string, unknown>) {
   assert.equal(validatePluginConfig(cors, conf, "route"), undefined);

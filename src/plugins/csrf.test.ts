@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { TestContext } from "../../test/helpers/plugin-context.js";
 import { validatePluginConfig } from "../config/validate.js";
 import { type CsrfConfig, compileWith, cookieTime, csrf, issueToken, verifyToken } from "./csrf.js";
-import { TestContext } from "./test-context.js";
 
 function instance(conf: Record<string, unknown>, clock = { now: 1_700_000_000 }) {
   assert.equal(validatePluginConfig(csrf, conf, "route"), undefined);

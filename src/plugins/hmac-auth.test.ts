@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { TestContext, type TestRequest } from "../../test/helpers/plugin-context.js";
 import { bodyDigest, formatHttpDate, type HmacAlgorithm, hmacSign, signingString } from "../auth/hmac.js";
 import { validatePluginConfig } from "../config/validate.js";
 import type { PluginScope, Reply } from "../plugin-api/plugin.js";
 import { type HmacAuthConfig, hmacAuth } from "./hmac-auth.js";
-import { TestContext, type TestRequest } from "./test-context.js";
 
 const scope: PluginScope = { kind: "route", id: "1", revision: 1 };
 const nowDate = (offset = 0) => formatHttpDate(Math.floor(Date.now() / 1000) + offset);

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import { test } from "node:test";
+import { TestContext, type TestRequest } from "../../test/helpers/plugin-context.js";
 import { signJwt } from "../auth/jwt.js";
 import { validatePluginConfig } from "../config/validate.js";
 import type { PluginScope, Reply } from "../plugin-api/plugin.js";
 import { type JwtAuthConfig, jwtAuth, withoutCookie } from "./jwt-auth.js";
-import { TestContext, type TestRequest } from "./test-context.js";
 
 const scope: PluginScope = { kind: "route", id: "1", revision: 1 };
 const SECRET = "jack-hs256-secret-that-is-very-long";

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { TestContext } from "../../test/helpers/plugin-context.js";
 import { basicAuth } from "./basic-auth.js";
 import { keyAuth } from "./key-auth.js";
-import { TestContext } from "./test-context.js";
 
 const keyState = keyAuth.compile!(
   { header: "apikey", query: "apikey", realm: "key" },

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { TestContext } from "../../test/helpers/plugin-context.js";
 import { validatePluginConfig } from "../config/validate.js";
 import type { PluginScope } from "../plugin-api/plugin.js";
 import type { CounterResult, RateLimitCounter } from "../ratelimit/counter.js";
 import { LocalFixedWindowCounter } from "../ratelimit/local-fixed.js";
 import { compileWith, counterKey, type LimitCountConfig, limitCount, limitKey } from "./limit-count.js";
-import { TestContext } from "./test-context.js";
 
 const routeScope: PluginScope = { kind: "route", id: "r1", revision: 3 };
 

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { TestContext } from "../../test/helpers/plugin-context.js";
 import { validatePluginConfig } from "../config/validate.js";
 import type { PluginScope, Reply } from "../plugin-api/plugin.js";
 import {
@@ -11,7 +12,6 @@ import {
   limitReq,
   REJECTED,
 } from "./limit-req.js";
-import { TestContext } from "./test-context.js";
 
 const scope: PluginScope = { kind: "route", id: "1", revision: 7 };
 

@@ -1,9 +1,9 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${name} is the APISIX template syntax under test
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { TestContext, type TestRequest } from "../../test/helpers/plugin-context.js";
 import { validatePluginConfig } from "../config/validate.js";
 import { compileReplacement, escapeUri, type ProxyRewriteConfig, proxyRewrite } from "./proxy-rewrite.js";
-import { TestContext, type TestRequest } from "./test-context.js";
 
 /** Validates like the Admin API, compiles once, and runs the rewrite phase for one request. */
 function rewrite(conf: Record<string, unknown>, request: TestRequest): TestContext {

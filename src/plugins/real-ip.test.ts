@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { TestContext, type TestRequest } from "../../test/helpers/plugin-context.js";
 import { validatePluginConfig } from "../config/validate.js";
 import { parseAddress, type RealIpConfig, realIp } from "./real-ip.js";
-import { TestContext, type TestRequest } from "./test-context.js";
 
 const scope = { kind: "route", id: "1", revision: 1 };
 
@@ -33,7 +33,7 @@ test("APISIX's example: address and port from a query argument, sent by a truste
   const run = instance({ source: "arg_realip", trusted_addresses: ["127.0.0.0/24"] });
   const ctx = run({ url: "/get?realip=1.2.3.4:9080", remoteAddr: "127.0.0.1" });
   assert.equal(ctx.remoteAddr, "1.2.3.4");
-  assert.equal(ctx.remotePort, 9080);
+  assert.equal(ctx.var("remote_port"), "9080");
   assert.equal(ctx.realRemoteAddr, "127.0.0.1");
 });
 
@@ -80,7 +80,7 @@ test("a missing or invalid address leaves the client as it was", () => {
   }
   const ctx = run({ headers: { "X-Real-IP": "[2001:db8::1]:443" } });
   assert.equal(ctx.remoteAddr, "2001:db8::1");
-  assert.equal(ctx.remotePort, 443);
+  assert.equal(ctx.var("remote_port"), "443");
 });
 
 test("parseAddress: the forms APISIX's parse_addr accepts", () => {

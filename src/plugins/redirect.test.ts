@@ -1,9 +1,9 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${name} is the APISIX template syntax under test
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { TestContext } from "../../test/helpers/plugin-context.js";
 import { validatePluginConfig } from "../config/validate.js";
 import { parseTemplate, type RedirectConfig, redirect } from "./redirect.js";
-import { TestContext } from "./test-context.js";
 
 function instance(conf: Record<string, unknown>) {
   assert.equal(validatePluginConfig(redirect, conf, "route"), undefined);

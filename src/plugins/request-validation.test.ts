@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { TestContext } from "../../test/helpers/plugin-context.js";
 import { validatePluginConfig } from "../config/validate.js";
 import type { Reply } from "../plugin-api/plugin.js";
 import { decodeForm, type RequestValidationConfig, requestValidation } from "./request-validation.js";
-import { TestContext } from "./test-context.js";
 
 function instance(conf: Record<string, unknown>) {
   assert.equal(validatePluginConfig(requestValidation, conf, "route"), undefined);

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { gzipSync } from "node:zlib";
+import { TestContext } from "../../test/helpers/plugin-context.js";
 import { validatePluginConfig } from "../config/validate.js";
 import { type ResponseRewriteConfig, responseRewrite } from "./response-rewrite.js";
-import { TestContext } from "./test-context.js";
 
 function instance(conf: Record<string, unknown>) {
   assert.equal(validatePluginConfig(responseRewrite, conf, "route"), undefined);

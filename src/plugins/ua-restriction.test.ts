@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { TestContext } from "../../test/helpers/plugin-context.js";
 import { validatePluginConfig } from "../config/validate.js";
 import { boundRegexBacktracking } from "../router/regex-limit.js";
-import { TestContext } from "./test-context.js";
 import {
   MAX_USER_AGENT,
   nestsUnboundedQuantifiers,

@@ -1,7 +1,7 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${name} is the APISIX template syntax under test
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { TestContext } from "./test-context.js";
+import { TestContext } from "../../test/helpers/plugin-context.js";
 import { compileVarTemplate } from "./vars-template.js";
 
 const ctx = new TestContext({

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { mock, test } from "node:test";
+import { TestContext } from "../../../test/helpers/plugin-context.js";
 import { validatePluginConfig } from "../../config/validate.js";
 import type { Plugin, PluginScope } from "../../plugin-api/plugin.js";
 import { aiPromptDecorator } from "../ai-prompt-decorator.js";
 import { aiPromptGuard } from "../ai-prompt-guard.js";
-import { TestContext } from "../test-context.js";
 import { CHAT_BODY_KEY, promptMessages, readJsonBody, replaceJsonBody } from "./chat-body.js";
 
 const scope: PluginScope = { kind: "route", id: "1", revision: 1 };

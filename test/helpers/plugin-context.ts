@@ -1,14 +1,18 @@
 import { IncomingMessage } from "node:http";
 import { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
-import type { AiRequest } from "../ai/plan.js";
-import type { CredentialMatch, PluginContext } from "../plugin-api/context.js";
-import { queryWithoutArg, uriWithoutArg } from "../vars/query-args.js";
+import type { AiRequest } from "../../src/ai/plan.js";
+import type { CredentialMatch, PluginContext } from "../../src/plugin-api/context.js";
+import { hostWithoutPort, normalizeAddress, normalizePath } from "../../src/vars/normalize.js";
+import { queryWithoutArg, uriWithoutArg } from "../../src/vars/query-args.js";
+import { type ParsedRequest, type RequestState, requestVar } from "../../src/vars/request-vars.js";
 
 /**
- * A complete PluginContext for unit tests of plugins: a real IncomingMessage, the variables plugins read
- * most, and request/response header lists that header operations really change. Every operation is also
- * recorded in order (`set x: v`, `add x: v`, `remove x`) so tests can assert how a plugin changed headers.
+ * A complete PluginContext for unit tests of plugins: a real IncomingMessage, every variable the gateway
+ * has (var() is the gateway's own variable table over this context's state, so `host`, `remote_port`,
+ * `arg_*` … mean exactly what they mean in the proxy), and request/response header lists that header
+ * operations really change. Every operation is also recorded in order (`set x: v`, `add x: v`,
+ * `remove x`) so tests can assert how a plugin changed headers.
  * It is not the proxy's RequestContext: plugins must not import the proxy layer, nor do their unit tests.
  */
 export interface TestRequest {
@@ -22,7 +26,7 @@ export interface TestRequest {
 
 type HeaderLine = [name: string, value: string];
 
-export class TestContext implements PluginContext {
+export class TestContext implements PluginContext, RequestState {
   readonly req: IncomingMessage;
   readonly startTime = performance.now();
   readonly method: string;
@@ -30,11 +34,18 @@ export class TestContext implements PluginContext {
   query: string;
   remoteAddr: string;
   readonly realRemoteAddr: string;
-  /** The port setRemoteAddr was given, if it was called. */
-  remotePort: number | undefined = undefined;
+  readonly host: string;
+  /** Set by setRemoteAddr, as the proxy's context does: the port given, or 0 for none. */
+  remotePortOverride: number | undefined = undefined;
+  /** The route, service and consumer a test pretends matched (route "1" unless told otherwise). */
   routeId: string | undefined = "1";
+  routeName: string | undefined = undefined;
   serviceId: string | undefined = undefined;
+  serviceName: string | undefined = undefined;
+  matchedUri: string | undefined = undefined;
+  matchedHost: string | undefined = undefined;
   consumerName: string | undefined = undefined;
+  consumerGroupId: string | undefined = undefined;
   /** Usernames attachConsumer accepts, as the snapshot's consumer table would. */
   knownConsumers = new Set<string>();
   /** The credential id passed to attachConsumer, if any. */
@@ -65,8 +76,8 @@ export class TestContext implements PluginContext {
   aiRequest: AiRequest | undefined = undefined;
 
   setRemoteAddr(addr: string, port?: number): void {
-    this.remoteAddr = addr;
-    this.remotePort = port;
+    this.remoteAddr = normalizeAddress(addr);
+    this.remotePortOverride = port ?? 0;
   }
 
   attachConsumer(username: string, credentialId?: string): boolean {
@@ -80,7 +91,15 @@ export class TestContext implements PluginContext {
   upstreamUri: string;
   upstreamMethod: string;
   upstreamHost: string | undefined = undefined;
+  /** What the proxy records of the upstream exchange; tests of log-phase plugins set them. */
+  upstreamAddr: string | undefined = undefined;
+  upstreamStatuses: number[] | undefined = undefined;
+  upstreamHeaderTime = 0;
+  upstreamEndTime = 0;
+  attempts = 0;
   status = 0;
+  bytesSent = 0;
+  parsed: ParsedRequest | undefined = undefined;
   readonly pluginData = new Map<string, unknown>();
 
   /** Request header lines as they would be sent upstream. */
@@ -107,9 +126,10 @@ export class TestContext implements PluginContext {
     this.req.rawHeaders = this.requestHeaders.flat();
     this.method = this.req.method;
     const q = url.indexOf("?");
-    this.path = decodePath(q === -1 ? url : url.slice(0, q));
+    this.path = normalizePath(q === -1 ? url : url.slice(0, q));
     this.query = q === -1 ? "" : url.slice(q + 1);
-    this.remoteAddr = request.remoteAddr ?? "127.0.0.1";
+    this.host = hostWithoutPort(this.req.headers.host);
+    this.remoteAddr = normalizeAddress(request.remoteAddr ?? "127.0.0.1");
     this.realRemoteAddr = this.remoteAddr;
     this.upstreamUri = url;
     this.upstreamMethod = this.method;
@@ -117,43 +137,7 @@ export class TestContext implements PluginContext {
   }
 
   var(name: string): string | undefined {
-    const custom = this.vars.get(name);
-    if (custom !== undefined) return custom;
-    switch (name) {
-      case "uri":
-        return this.path;
-      case "request_uri":
-        return this.req.url;
-      case "args":
-      case "query_string":
-        return this.query === "" ? undefined : this.query;
-      case "is_args":
-        return this.query === "" ? "" : "?";
-      case "host":
-        return this.req.headers.host?.replace(/:\d+$/, "").toLowerCase();
-      case "remote_addr":
-        return this.remoteAddr;
-      case "realip_remote_addr":
-        return this.realRemoteAddr;
-      case "request_method":
-        return this.method;
-      case "route_id":
-        return this.routeId;
-      case "upstream_uri":
-        return this.upstreamUri;
-    }
-    if (name.startsWith("http_")) {
-      const v = this.req.headers[name.slice(5).replaceAll("_", "-")];
-      return Array.isArray(v) ? v.join(", ") : v;
-    }
-    if (name.startsWith("arg_")) return new URLSearchParams(this.query).get(name.slice(4)) ?? undefined;
-    if (name.startsWith("cookie_")) {
-      for (const part of (this.req.headers.cookie as string | undefined)?.split(";") ?? []) {
-        const eq = part.indexOf("=");
-        if (eq !== -1 && part.slice(0, eq).trim() === name.slice(7)) return part.slice(eq + 1).trim();
-      }
-    }
-    return undefined;
+    return this.vars.get(name) ?? requestVar(this, name);
   }
 
   setVar(name: string, value: string): void {
@@ -241,13 +225,4 @@ function set(lines: HeaderLine[], name: string, value: string): void {
 function remove(lines: HeaderLine[], name: string): void {
   const lower = name.toLowerCase();
   for (let i = lines.length - 1; i >= 0; i--) if (lines[i]![0].toLowerCase() === lower) lines.splice(i, 1);
-}
-
-/** nginx `$uri` for the simple paths tests use: percent-decoded. */
-function decodePath(raw: string): string {
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    return raw;
-  }
 }
