@@ -1,10 +1,33 @@
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { dirname } from "node:path";
 import { performance } from "node:perf_hooks";
-import type { RequestContext } from "../proxy/context.js";
+import type { RequestState } from "../vars/request-vars.js";
+import type { VarSource } from "../vars/var-source.js";
+
+/**
+ * What the access log reads of a finished request: the lifecycle's facts the variable table reads too,
+ * and the AI fields as variables. The proxy's RequestContext is one; the log never sees the proxy itself.
+ */
+export interface LoggedRequest
+  extends VarSource,
+    Pick<
+      RequestState,
+      | "req"
+      | "startTime"
+      | "remoteAddr"
+      | "status"
+      | "bytesSent"
+      | "upstreamAddr"
+      | "upstreamStatuses"
+      | "upstreamHeaderTime"
+      | "upstreamUri"
+    > {
+  /** Set for AI requests, whose line then carries what the call cost; only its presence is read. */
+  readonly aiRequest: object | undefined;
+}
 
 export interface AccessLog {
-  write(ctx: RequestContext): void;
+  write(ctx: LoggedRequest): void;
   close(): Promise<void>;
 }
 
@@ -62,7 +85,7 @@ const AI_FIELDS = [
   "llm_usage_estimated",
 ] as const;
 
-function aiFields(ctx: RequestContext): string {
+function aiFields(ctx: LoggedRequest): string {
   let out = "";
   for (const name of AI_FIELDS) out += ` ${name}=${ctx.var(name) ?? "-"}`;
   return out;

@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
-import type { PluginContext } from "../plugin-api/context.js";
+import type { RequestState } from "../vars/request-vars.js";
+import type { VarSource } from "../vars/var-source.js";
 import { VERSION } from "../version.js";
 import {
   type CounterSeries,
@@ -71,6 +72,17 @@ export const STRUCTURAL_LABELS: Readonly<Record<string, readonly string[]>> = {
 /** The prometheus plugin metadata's shape: `{ disabled_labels: { <metric>: [label, …] } }`. */
 export interface MetricsMetadata {
   disabled_labels?: Record<string, string[]>;
+}
+
+/**
+ * What the metrics read of one request: who it was for (route, service, consumer), when it started, the
+ * variables that label and measure it, and the prometheus plugin metadata (`disabled_labels`) of the
+ * config it ran with. The proxy's RequestContext and the PluginContext plugins see are both one.
+ */
+export interface MeteredRequest
+  extends VarSource,
+    Pick<RequestState, "startTime" | "routeId" | "serviceId" | "consumerName"> {
+  pluginMetadata(name: string): unknown;
 }
 
 export class GatewayMetrics {
@@ -167,7 +179,7 @@ export class GatewayMetrics {
   }
 
   /** The prometheus plugin's log phase: APISIX's http_log. `preferName` labels routes and services by name. */
-  record(ctx: PluginContext, preferName: boolean): void {
+  record(ctx: MeteredRequest, preferName: boolean): void {
     this.applyMetadata(ctx.pluginMetadata("prometheus"));
     const routeId = ctx.routeId ?? "";
     const serviceId = ctx.serviceId ?? "";
@@ -224,7 +236,7 @@ export class GatewayMetrics {
     if (requestType === "ai_chat" || requestType === "ai_stream") this.recordLlm(ctx, bundle, upstream);
   }
 
-  private recordLlm(ctx: PluginContext, bundle: Bundle, upstreamMs: number | undefined): void {
+  private recordLlm(ctx: MeteredRequest, bundle: Bundle, upstreamMs: number | undefined): void {
     const llm = (bundle.llm ??= this.llmBundle(bundle.labels));
     const ttft = Number(ctx.var("llm_time_to_first_token") ?? 0);
     // As APISIX: error answers carry a time too, but llm_latency measures served responses only.
@@ -250,7 +262,7 @@ export class GatewayMetrics {
    * the series and hands it back to llmCallEnded, so the end lands on the series the start counted on even
    * when the model name is only known from the answer.
    */
-  llmCallStarted(ctx: PluginContext, node: string): CounterSeries {
+  llmCallStarted(ctx: MeteredRequest, node: string): CounterSeries {
     this.applyMetadata(ctx.pluginMetadata("prometheus"));
     const series = this.llmActiveConnections.get(
       this.masked("llm_active_connections", [
