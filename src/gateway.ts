@@ -6,7 +6,7 @@ import type { ListenAddress, WeirConfig } from "./config/types.js";
 import { createControlHandler } from "./control/server.js";
 import { type AccessLog, createAccessLog } from "./observability/access-log.js";
 import { createExportHandler } from "./observability/export-server.js";
-import { gatewayMetrics } from "./observability/gateway-metrics.js";
+import { GatewayMetrics } from "./observability/gateway-metrics.js";
 import type { Plugin } from "./plugin-api/plugin.js";
 import { pluginRegistry } from "./plugins/index.js";
 import { ProxyHandler } from "./proxy/handler.js";
@@ -39,6 +39,8 @@ export class Gateway {
   private readonly available: ReadonlyMap<string, Plugin>;
   private store: ConfigStore | undefined;
   private readonly pools = new PoolManager();
+  /** This gateway's metrics registry: a second gateway in the same process counts into its own. */
+  private readonly metrics = new GatewayMetrics();
   private sync: ConfigSync | undefined;
   private secrets: PluginSecrets | undefined;
   private handler: ProxyHandler | undefined;
@@ -100,7 +102,14 @@ export class Gateway {
       encryption.enabled ? loadKeyring(encryption.keyring, config.dataDir) : undefined,
       registry,
     );
-    this.sync = new ConfigSync({ store, registry, pools: this.pools, log: this.log, secrets: this.secrets });
+    this.sync = new ConfigSync({
+      store,
+      registry,
+      pools: this.pools,
+      log: this.log,
+      secrets: this.secrets,
+      metrics: this.metrics,
+    });
     await this.sync.start();
 
     this.accessLog = createAccessLog(config.accessLog.path);
@@ -111,7 +120,7 @@ export class Gateway {
       accessLog: (ctx) => this.accessLog?.write(ctx),
       onPluginError,
     });
-    this.handler = new ProxyHandler(this.sync, writer, onPluginError);
+    this.handler = new ProxyHandler(this.sync, writer, onPluginError, this.metrics);
 
     for (const address of config.proxy.listen) {
       const server = createServer(
@@ -131,11 +140,11 @@ export class Gateway {
     }
 
     if (config.metrics.enabled) {
-      gatewayMetrics.registry.prefix = config.metrics.prefix;
+      this.metrics.registry.prefix = config.metrics.prefix;
       const handler = this.handler;
       const sync = this.sync;
       this.metricsServer = createServer(
-        createExportHandler(gatewayMetrics, config.metrics.uri, {
+        createExportHandler(this.metrics, config.metrics.uri, {
           connections: () => ({
             active: this.connections.active,
             accepted: this.connections.accepted,

@@ -272,3 +272,88 @@ describe("prometheus: APISIX's metrics on the export server", () => {
     assert.match(res.body.error_msg, /prefer_name/);
   });
 });
+
+describe("prometheus: each gateway in a process keeps its own metrics", () => {
+  let a: TestGateway;
+  let b: TestGateway;
+  let up: TestUpstream;
+  let sim: LlmSimulator;
+
+  const scrape = async (gw: TestGateway): Promise<Sample[]> => {
+    const res = await fetch(`http://127.0.0.1:${gw.gateway.metricsAddress!.port}/apisix/prometheus/metrics`);
+    assert.equal(res.status, 200);
+    return parseExposition(await res.text());
+  };
+  const named = (samples: Sample[], name: string, labels: Record<string, string>) =>
+    samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+
+  before(async () => {
+    up = await startUpstream("two-gateways");
+    sim = await startLlmSimulator({ name: "two-gateways-sim", apiKey: SIM_KEY, ttftMs: 1, interTokenMs: 1 });
+    // Different prefixes too: the prefix was a property of the one shared registry, so the last gateway
+    // started renamed every other gateway's metrics.
+    a = await startTestGateway();
+    b = await startTestGateway({ metricsPrefix: "weir_" });
+    // The same route id, uri and node on both: in one shared registry their series would be one.
+    const route = {
+      uri: "/shared/*",
+      plugins: { prometheus: {} },
+      upstream: { nodes: [{ host: "127.0.0.1", port: up.port, weight: 1 }] },
+    };
+    await a.put("/apisix/admin/routes/shared", route);
+    await b.put("/apisix/admin/routes/shared", route);
+    await a.put("/apisix/admin/routes/llm", {
+      uri: "/llm/v1/chat/completions",
+      plugins: {
+        prometheus: {},
+        "ai-proxy": {
+          provider: "openai-compatible",
+          auth: { header: { Authorization: `Bearer ${SIM_KEY}` } },
+          options: { model: "gpt-4o-mini" },
+          override: { endpoint: sim.url },
+        },
+      },
+    });
+  });
+
+  after(async () => {
+    await a.stop();
+    await b.stop();
+    await up.close();
+    await sim.close();
+  });
+
+  test("a request through one gateway shows in its /metrics only, under its own prefix", async () => {
+    for (let i = 0; i < 3; i++) assert.equal((await fetchBody(`${a.proxyUrl}/shared/a`)).status, 200);
+    assert.equal((await fetchBody(`${b.proxyUrl}/shared/b`)).status, 200);
+    const llm = await fetchBody(`${a.proxyUrl}/llm/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "count" }] }),
+    });
+    assert.equal(llm.status, 200, JSON.stringify(llm.body));
+
+    const sa = await scrape(a);
+    const sb = await scrape(b);
+    const shared = { route: "shared", code: "200" };
+    assert.deepEqual(
+      named(sa, "apisix_http_status", shared).map((s) => s.value),
+      [3],
+    );
+    assert.deepEqual(
+      named(sb, "weir_http_status", shared).map((s) => s.value),
+      [1],
+    );
+    assert.equal(sa.filter((s) => s.name.startsWith("weir_")).length, 0, "a keeps its own prefix");
+    assert.equal(sb.filter((s) => s.name.startsWith("apisix_")).length, 0, "b keeps its own prefix");
+    // The LLM call counted its tokens (prometheus plugin) and its connection (the call itself) in a only.
+    assert.equal(named(sa, "apisix_llm_prompt_tokens", { route_id: "llm" }).length, 1);
+    assert.deepEqual(
+      named(sa, "apisix_llm_active_connections", { route_id: "llm" }).map((s) => s.value),
+      [0],
+    );
+    assert.equal(named(sb, "weir_llm_prompt_tokens", {}).length, 0);
+    assert.equal(named(sb, "weir_llm_active_connections", {}).length, 0);
+    assert.equal(named(sb, "weir_http_status", { route: "llm" }).length, 0);
+  });
+});

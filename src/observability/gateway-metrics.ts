@@ -15,8 +15,9 @@ import {
 
 /**
  * APISIX's prometheus exporter, metric for metric: names, help texts, label names and their order, and
- * buckets, so dashboards and alerts written for APISIX work on Weir. One registry per process, as APISIX
- * has one per worker; the prometheus plugin's log phase feeds it, the export server renders it.
+ * buckets, so dashboards and alerts written for APISIX work on Weir. One registry per gateway instance, as
+ * APISIX has one per worker: the gateway creates it and lends it to the prometheus plugin (through the
+ * plugin scope) and to LLM calls; the plugin's log phase feeds it, the export server renders it.
  */
 const BASE = ["route", "service", "consumer", "node", "request_type", "request_llm_model", "llm_model"];
 const LLM_BASE = ["route_id", "service_id", "consumer", "node", "request_type", "request_llm_model", "llm_model"];
@@ -373,5 +374,3 @@ export function nodeOf(addr: string | undefined): string {
   const colon = last.lastIndexOf(":");
   return colon === -1 ? last : last.slice(0, colon);
 }
-
-export const gatewayMetrics = new GatewayMetrics();

@@ -20,6 +20,14 @@ export interface PluginScope {
   revision: number;
   /** For plugins that route to other upstreams (traffic-split, later ai-proxy-multi). */
   upstreams?: UpstreamResolver;
+  /** The metrics of the gateway compiling the plugin (prometheus); each gateway instance owns its own. */
+  metrics?: RequestMetrics;
+}
+
+/** What the prometheus plugin feeds: the gateway's registry, as its log phase sees it. */
+export interface RequestMetrics {
+  /** Counts one finished request (APISIX's http_log); `preferName` labels routes and services by name. */
+  record(ctx: PluginContext, preferName: boolean): void;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { type IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import type { GatewayMetrics } from "../observability/gateway-metrics.js";
 import type { MaybeAsync, PhaseResult, Reply } from "../plugin-api/plugin.js";
 import type { PhaseStep } from "../snapshot/plugin-chain.js";
 import type { Snapshot } from "../snapshot/snapshot.js";
@@ -24,6 +25,8 @@ export class ProxyHandler {
   private readonly snapshots: SnapshotSource;
   private readonly writer: ResponseWriter;
   private readonly onPluginError: (phase: string, name: string, err: unknown) => void;
+  /** The owning gateway's metrics, for the LLM calls' llm_active_connections. */
+  private readonly metrics: GatewayMetrics;
   inFlight = 0;
   /** Client requests since start (the metrics' http_requests_total). */
   requestsTotal = 0;
@@ -32,10 +35,12 @@ export class ProxyHandler {
     snapshots: SnapshotSource,
     writer: ResponseWriter,
     onPluginError: (phase: string, name: string, err: unknown) => void,
+    metrics: GatewayMetrics,
   ) {
     this.snapshots = snapshots;
     this.writer = writer;
     this.onPluginError = onPluginError;
+    this.metrics = metrics;
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -138,7 +143,7 @@ export class ProxyHandler {
 
   private proxy(ctx: RequestContext): void {
     if (ctx.aiRequest !== undefined) {
-      new LlmCall(ctx, ctx.aiRequest, this.writer).start();
+      new LlmCall(ctx, ctx.aiRequest, this.writer, this.metrics).start();
       return;
     }
     const route = ctx.route!;

@@ -14,7 +14,7 @@ import { aiUpstreamHeaders, aiUpstreamPath } from "./upstream-headers.js";
 // The OpenAI chat <-> Anthropic messages bridges register themselves on import.
 import "../ai/translate/bridges.js";
 import { UsageMeter } from "../ai/usage.js";
-import { gatewayMetrics, nodeOf } from "../observability/gateway-metrics.js";
+import { type GatewayMetrics, nodeOf } from "../observability/gateway-metrics.js";
 import type { CounterSeries } from "../observability/metrics.js";
 
 /** Error bodies are small; a provider that sends more than this in a 4xx/5xx is cut there. */
@@ -36,6 +36,8 @@ const DEFAULT_MAX_BODY = 64 * 1024 * 1024;
  */
 export class LlmCall extends Attempt {
   private readonly ai: AiRequest;
+  /** The gateway's registry this call's llm_active_connections series lives in. */
+  private readonly metrics: GatewayMetrics;
 
   private instance: AiInstance | undefined = undefined;
   private translation: Translation | undefined = undefined;
@@ -59,9 +61,10 @@ export class LlmCall extends Attempt {
   private ttft: number | undefined = undefined;
   private failureMessage = "AI instance unavailable";
 
-  constructor(ctx: RequestContext, ai: AiRequest, writer: ResponseWriter) {
+  constructor(ctx: RequestContext, ai: AiRequest, writer: ResponseWriter, metrics: GatewayMetrics) {
     super(ctx, writer);
     this.ai = ai;
+    this.metrics = metrics;
   }
 
   // ---- picking ------------------------------------------------------------------------------------------
@@ -138,7 +141,7 @@ export class LlmCall extends Attempt {
     this.parser = undefined;
     this.streamTx = undefined;
     ctx.setVar("ai_instance", inst.name);
-    this.activeSeries ??= gatewayMetrics.llmCallStarted(ctx, nodeOf(node.key));
+    this.activeSeries ??= this.metrics.llmCallStarted(ctx, nodeOf(node.key));
     const timeout = this.ai.plan.timeoutMs;
     return {
       path: aiUpstreamPath(ctx, inst, bridge.capability),
@@ -402,7 +405,7 @@ export class LlmCall extends Attempt {
    */
   private account(answerText: string | undefined, then: () => void): void {
     if (this.activeSeries !== undefined) {
-      gatewayMetrics.llmCallEnded(this.activeSeries);
+      this.metrics.llmCallEnded(this.activeSeries);
       this.activeSeries = undefined;
     }
     const meter = this.meter;

@@ -1,6 +1,6 @@
 import { type PluginSecrets, resolveEnvRefs } from "../config/secrets.js";
 import { validatePluginConfig } from "../config/validate.js";
-import type { Plugin } from "../plugin-api/plugin.js";
+import type { Plugin, RequestMetrics } from "../plugin-api/plugin.js";
 import { compileRouter } from "../router/router.js";
 import type { HealthCheckManager } from "../upstream/health.js";
 import type { PoolManager } from "../upstream/pool.js";
@@ -22,6 +22,8 @@ export interface CompileOptions {
   maxBufferedBody?: number;
   /** Decrypts secret fields and resolves `$env://` references of every plugin config. */
   secrets?: PluginSecrets;
+  /** The gateway's metrics, lent to the plugins that feed them; without, prometheus cannot compile. */
+  metrics?: RequestMetrics;
 }
 
 const DEFAULT_MAX_BUFFERED_BODY = 16 * 1024 * 1024;
@@ -36,7 +38,11 @@ export function compileSnapshot(tables: ResourceTables, revision: number, option
   const inUse = new InUse(options.health);
   const env: UpstreamEnv = { pools: options.pools, inUse, log };
   const prepare = prepareOf(options.secrets);
-  const instances = new PluginInstanceCache(previous?.instances, pluginUpstreamCompiler(env), prepare);
+  const instances = new PluginInstanceCache(previous?.instances, {
+    compileInline: pluginUpstreamCompiler(env),
+    prepare,
+    metrics: options.metrics,
+  });
 
   const stored = compileStoredUpstreams(tables, previous, env);
   const globalPlugins = compileGlobalRules(tables, registry, instances, revision, log);

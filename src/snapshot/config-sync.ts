@@ -1,5 +1,5 @@
 import type { PluginSecrets } from "../config/secrets.js";
-import type { Plugin } from "../plugin-api/plugin.js";
+import type { Plugin, RequestMetrics } from "../plugin-api/plugin.js";
 import { DEFAULT_PREFIX, parseResourceKey, type ResourceType } from "../store/keys.js";
 import type { ConfigStore, StoreEntry, WatchEvent, Watcher } from "../store/types.js";
 import { HealthCheckManager } from "../upstream/health.js";
@@ -20,6 +20,7 @@ export class ConfigSync {
   private readonly log: (msg: string) => void;
   private readonly prefix: string;
   private readonly secrets: PluginSecrets | undefined;
+  private readonly metrics: RequestMetrics | undefined;
   private readonly tables = new Map<ResourceType, Map<string, StoreEntry>>();
   private watcher: Watcher | undefined;
   private revision = 0;
@@ -34,6 +35,8 @@ export class ConfigSync {
     log: (msg: string) => void;
     prefix?: string;
     secrets?: PluginSecrets;
+    /** The owning gateway's metrics, which the prometheus plugin instances compiled here feed. */
+    metrics?: RequestMetrics;
   }) {
     this.store = options.store;
     this.registry = options.registry;
@@ -42,6 +45,7 @@ export class ConfigSync {
     this.log = options.log;
     this.prefix = options.prefix ?? DEFAULT_PREFIX;
     this.secrets = options.secrets;
+    this.metrics = options.metrics;
   }
 
   get current(): Snapshot {
@@ -116,6 +120,7 @@ export class ConfigSync {
         previous,
         log: this.log,
         secrets: this.secrets,
+        metrics: this.metrics,
       });
     } catch (err) {
       // Keep serving the last good config; the next change gets another chance.

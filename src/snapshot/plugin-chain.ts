@@ -6,6 +6,7 @@ import {
   type Plugin,
   type PluginScope,
   type Reply,
+  type RequestMetrics,
   type UpstreamResolver,
 } from "../plugin-api/plugin.js";
 import { compileVars } from "../router/vars.js";
@@ -58,6 +59,13 @@ export interface PluginInstance {
 /** Compiles an upstream inside a plugin config, with the key its health checker was acquired under. */
 export type InlineCompiler = (config: Record<string, unknown>) => HeldUpstream;
 
+/** What the gateway lends the plugins it compiles, through their scope or their config. */
+export interface InstanceServices {
+  compileInline?: InlineCompiler;
+  prepare?: PrepareConf;
+  metrics?: RequestMetrics;
+}
+
 /**
  * Compiles plugin instances, reusing those whose owning resources did not change since the previous
  * snapshot so their state (rate-limit counters, caches) survives unrelated config changes.
@@ -68,11 +76,13 @@ export class PluginInstanceCache {
 
   private readonly compileInline: InlineCompiler | undefined;
   private readonly prepare: PrepareConf | undefined;
+  private readonly metrics: RequestMetrics | undefined;
 
-  constructor(previous?: PluginInstanceCache, compileInline?: InlineCompiler, prepare?: PrepareConf) {
+  constructor(previous?: PluginInstanceCache, services: InstanceServices = {}) {
     this.previous = previous?.current ?? new Map();
-    this.compileInline = compileInline;
-    this.prepare = prepare;
+    this.compileInline = services.compileInline;
+    this.prepare = services.prepare;
+    this.metrics = services.metrics;
   }
 
   instance(ownerKey: string, plugin: Plugin, conf: unknown, scope: PluginScope): PluginInstance {
@@ -99,7 +109,7 @@ export class PluginInstanceCache {
       };
       inst = {
         plugin,
-        state: plugin.compile ? plugin.compile(checked, { ...scope, upstreams }) : checked,
+        state: plugin.compile ? plugin.compile(checked, { ...scope, upstreams, metrics: this.metrics }) : checked,
         upstreams: held,
       };
     }

@@ -37,6 +37,8 @@ export interface TestGatewayOptions {
   log?: (line: string) => void;
   /** data_encryption keyring; gateways sharing one etcd need the same to read each other's secrets. */
   keyring?: string[];
+  /** plugin_attr.prometheus.metric_prefix; "apisix_" by default. */
+  metricsPrefix?: string;
 }
 
 /** A real gateway on 127.0.0.1 with free ports and its own data dir, as a user would run it. */
@@ -63,7 +65,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
       enabled: true,
       listen: { host: "127.0.0.1", port: 0 },
       uri: "/apisix/prometheus/metrics",
-      prefix: "apisix_",
+      prefix: options.metricsPrefix ?? "apisix_",
     },
     store: { provider: "embedded" },
     plugins: options.plugins ?? [...registry.keys()],
