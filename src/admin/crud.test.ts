@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { startAdmin, type TestAdmin } from "./test-server.js";
+import { startAdmin, type TestAdmin } from "../../test/helpers/admin-server.js";
 
 const UPSTREAM_BODY = {
   nodes: [

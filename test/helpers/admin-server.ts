@@ -1,10 +1,10 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Type } from "@sinclair/typebox";
-import type { AdminKey } from "../config/types.js";
-import type { Plugin } from "../plugin-api/plugin.js";
-import { MemoryStore } from "../store/memory.js";
-import { createAdminHandler } from "./server.js";
+import { createAdminHandler } from "../../src/admin/server.js";
+import type { AdminKey } from "../../src/config/types.js";
+import type { Plugin } from "../../src/plugin-api/plugin.js";
+import { MemoryStore } from "../../src/store/memory.js";
 
 /**
  * A real http.Server on 127.0.0.1 running the Admin API over a MemoryStore, with small test-only plugins
