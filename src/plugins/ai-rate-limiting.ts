@@ -11,7 +11,7 @@ import { type Quantity, quantity, quantityError, resolveQuantity } from "../rate
 import { RedisFixedWindowCounter } from "../ratelimit/redis-counters.js";
 import { REDIS_POLICY_SCHEMA, REDIS_SECRET_FIELDS, type RedisPolicyConfig } from "../ratelimit/redis-schema.js";
 import { IntegerOrVariable, RulesSchema } from "../ratelimit/schema.js";
-import { compileVarTemplate, type VarTemplate } from "./vars-template.js";
+import { compileVarTemplate, type VarTemplate } from "../vars/template.js";
 
 /**
  * ai-rate-limiting: token budgets for AI routes, APISIX 3.x semantics. Before the request it checks that

@@ -2,7 +2,7 @@ import { type Static, Type } from "@sinclair/typebox";
 import type { PluginContext } from "../plugin-api/context.js";
 import type { Plugin, Reply } from "../plugin-api/plugin.js";
 import { compileVars, type VarsPredicate } from "../router/vars.js";
-import { compileVarTemplate, type VarTemplate } from "./vars-template.js";
+import { compileVarTemplate, type VarTemplate } from "../vars/template.js";
 
 /**
  * fault-injection: delay and/or abort a share of requests, to rehearse how clients and fallbacks behave

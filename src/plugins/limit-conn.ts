@@ -9,7 +9,7 @@ import {
   REDIS_SECRET_FIELDS,
   type RedisPolicyConfig,
 } from "../ratelimit/redis-schema.js";
-import { compileVarTemplate, type VarTemplate } from "./vars-template.js";
+import { compileVarTemplate, type VarTemplate } from "../vars/template.js";
 
 /**
  * limit-conn: concurrent requests per key (resty.limit.conn). Up to `conn` run at once; the next `burst`

@@ -10,7 +10,7 @@ import { type Quantity, quantity, quantityError, resolveQuantity } from "../rate
 import { RedisFixedWindowCounter, RedisSlidingWindowCounter } from "../ratelimit/redis-counters.js";
 import { REDIS_POLICY_SCHEMA, REDIS_SECRET_FIELDS, type RedisPolicyConfig } from "../ratelimit/redis-schema.js";
 import { IntegerOrVariable, RulesSchema } from "../ratelimit/schema.js";
-import { compileVarTemplate, type VarTemplate } from "./vars-template.js";
+import { compileVarTemplate, type VarTemplate } from "../vars/template.js";
 
 /**
  * limit-count: at most `count` requests per `time_window` seconds per key, in a fixed or a sliding window,

@@ -12,7 +12,7 @@ import {
   REDIS_SECRET_FIELDS,
   type RedisPolicyConfig,
 } from "../ratelimit/redis-schema.js";
-import { compileVarTemplate, type VarTemplate } from "./vars-template.js";
+import { compileVarTemplate, type VarTemplate } from "../vars/template.js";
 
 /**
  * limit-req: APISIX's leaky bucket, i.e. lua-resty-limit-traffic's resty.limit.req. A request that finds

@@ -2,7 +2,7 @@ import { type Static, Type } from "@sinclair/typebox";
 import type { PluginContext } from "../plugin-api/context.js";
 import type { Plugin } from "../plugin-api/plugin.js";
 import { compileRegex } from "../router/vars.js";
-import { type Captures, compileVarTemplate, type VarTemplate } from "./vars-template.js";
+import { type Captures, compileVarTemplate, type VarTemplate } from "../vars/template.js";
 
 /**
  * proxy-rewrite: changes what goes upstream (uri with `$var` templates, regex_uri, method, Host, request

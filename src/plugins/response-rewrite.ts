@@ -3,9 +3,9 @@ import { Type } from "@sinclair/typebox";
 import type { PluginContext } from "../plugin-api/context.js";
 import type { Plugin } from "../plugin-api/plugin.js";
 import { compileRegex, compileVars, type VarsPredicate } from "../router/vars.js";
+import { compileVarTemplate, type VarTemplate } from "../vars/template.js";
 import type { VarSource } from "../vars/var-source.js";
 import { compileReplacement } from "./proxy-rewrite.js";
-import { compileVarTemplate, type VarTemplate } from "./vars-template.js";
 
 /**
  * response-rewrite: changes the status, headers and body of responses (upstream answers and plugin

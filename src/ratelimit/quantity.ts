@@ -1,4 +1,4 @@
-import { compileVarTemplate, type VarTemplate } from "../plugins/vars-template.js";
+import { compileVarTemplate, type VarTemplate } from "../vars/template.js";
 import type { VarSource } from "../vars/var-source.js";
 
 /**

@@ -1,4 +1,4 @@
-import type { VarSource } from "../vars/var-source.js";
+import type { VarSource } from "./var-source.js";
 
 /**
  * APISIX's `core.utils.resolve_var` (and, for proxy-rewrite header values, `resolve_var_with_captures`),

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { TestContext } from "../../test/helpers/plugin-context.js";
-import { compileVarTemplate } from "./vars-template.js";
+import { compileVarTemplate } from "./template.js";
 
 const ctx = new TestContext({
   url: "/hello?name=Bill&empty=",
