@@ -241,7 +241,8 @@ async function main() {
 
   const key = randomBytes(16).toString("hex");
   const startWeirProcess = async (name, proxyPort, controlPort) => {
-    const child = start("taskset", ["-c", "0", process.execPath, join(root, "dist/cli/main.js"), "start"], {
+    // Started as users start it: bin/weir.js, whose shebang carries the V8 flags Weir runs with.
+    const child = start("taskset", ["-c", "0", join(root, "bin/weir.js"), "start"], {
       cwd: root,
       env: {
         ...process.env,
