@@ -3,6 +3,7 @@
 // Layout: proxies under test on core 0; wrk and the upstream nginx on core 1. Targets are measured in
 // interleaved rounds and ratios are taken within each round, so machine noise hits both sides alike.
 // Env: BENCH_DURATION (s, default 10), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 50),
+//      BENCH_BASELINE=<another checkout, built> (its Weir runs the same rows, interleaved: before/after ratios),
 //      BENCH_ONLY=direct,nginx,floor,weir,weir-llm-plain,weir-ai-proxy,llm-floor,ttfc,weir-limit-req,weir-metrics,weir-count-local,weir-count-redis,weir-count-redis-sync, BENCH_STRICT=1 (exit 1 when a target is missed).
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -18,6 +19,7 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const WARMUP = 2;
+const BASELINE = process.env.BENCH_BASELINE;
 const only = process.env.BENCH_ONLY?.split(",").map((s) => s.trim());
 const work = mkdtempSync(join(tmpdir(), "weir-bench-"));
 const children = [];
@@ -239,11 +241,28 @@ async function main() {
   await waitForPort(floorPort, floor, "node floor");
   targets.push({ name: "floor", url: `http://127.0.0.1:${floorPort}/bench`, pid: floor.pid });
 
+  // Issue 4 rows: chat completions against the LLM simulator (no think time), direct and through proxies.
+  const simPort = await freePort();
+  const sim = start("taskset", [
+    "-c",
+    "1",
+    process.execPath,
+    join(root, "dist/cli/main.js"),
+    "llm-sim",
+    "--port",
+    String(simPort),
+    "--ttft-ms",
+    "0",
+    "--itl-ms",
+    "0",
+  ]);
+  await waitForPort(simPort, sim, "llm simulator");
+
   const key = randomBytes(16).toString("hex");
-  const startWeirProcess = async (name, proxyPort, controlPort) => {
+  const startWeirProcess = async (name, proxyPort, controlPort, tree = root) => {
     // Started as users start it: bin/weir.js, whose shebang carries the V8 flags Weir runs with.
-    const child = start("taskset", ["-c", "0", join(root, "bin/weir.js"), "start"], {
-      cwd: root,
+    const child = start("taskset", ["-c", "0", join(tree, "bin/weir.js"), "start"], {
+      cwd: tree,
       env: {
         ...process.env,
         WEIR_PROXY_LISTEN: `127.0.0.1:${proxyPort}`,
@@ -258,21 +277,6 @@ async function main() {
     await waitForPort(controlPort, child, name);
     return child;
   };
-  const weir = await startWeirProcess("weir", weirPort, adminPort);
-  const adminUrl = `http://127.0.0.1:${adminPort}`;
-  await admin(adminUrl, key, "/apisix/admin/upstreams/bench", {
-    type: "roundrobin",
-    nodes: [
-      { host: "127.0.0.1", port: up1, weight: 1 },
-      { host: "127.0.0.1", port: up2, weight: 1 },
-    ],
-  });
-  await admin(adminUrl, key, "/apisix/admin/routes/bench", { uri: "/bench", upstream_id: "bench" });
-  await admin(adminUrl, key, "/apisix/admin/routes/bench-limited", {
-    uri: "/bench-limited",
-    upstream_id: "bench",
-    plugins: { "limit-req": { rate: 1000000, burst: 1000000, key: "remote_addr", nodelay: true } },
-  });
   // Balancer rows: the same 10-node fleet behind each balancer type, and round robin with active checks.
   const fleetNodes = fleet.map((port) => ({ host: "127.0.0.1", port, weight: 1 }));
   const balancerRows = [
@@ -288,32 +292,76 @@ async function main() {
       },
     ],
   ];
-  for (const [row, upstream] of balancerRows) {
-    await admin(adminUrl, key, `/apisix/admin/routes/${row}`, {
-      uri: `/${row}`,
-      upstream: { ...upstream, nodes: fleetNodes },
+  // The main Weir process's routes; BENCH_BASELINE gets the same on a Weir built from another checkout.
+  const configureWeir = async (adminUrl) => {
+    await admin(adminUrl, key, "/apisix/admin/upstreams/bench", {
+      type: "roundrobin",
+      nodes: [
+        { host: "127.0.0.1", port: up1, weight: 1 },
+        { host: "127.0.0.1", port: up2, weight: 1 },
+      ],
     });
+    await admin(adminUrl, key, "/apisix/admin/routes/bench", { uri: "/bench", upstream_id: "bench" });
+    await admin(adminUrl, key, "/apisix/admin/routes/bench-limited", {
+      uri: "/bench-limited",
+      upstream_id: "bench",
+      plugins: { "limit-req": { rate: 1000000, burst: 1000000, key: "remote_addr", nodelay: true } },
+    });
+    for (const [row, upstream] of balancerRows) {
+      await admin(adminUrl, key, `/apisix/admin/routes/${row}`, {
+        uri: `/${row}`,
+        upstream: { ...upstream, nodes: fleetNodes },
+      });
+    }
+    // Issue 5 row: the security stack a platform team puts on an AI route, on the same upstream.
+    await admin(adminUrl, key, "/apisix/admin/consumers/bench", {
+      username: "bench",
+      plugins: { "key-auth": { key: "bench-consumer-key" } },
+    });
+    await admin(adminUrl, key, "/apisix/admin/routes/bench-secured", {
+      uri: "/bench-secured",
+      upstream_id: "bench",
+      plugins: {
+        "key-auth": {},
+        "limit-count": { count: 1000000000, time_window: 60, key: "consumer_name" },
+        "ip-restriction": { whitelist: ["127.0.0.0/8"] },
+      },
+    });
+    // The prometheus plugin's cost: the plain route with metrics on.
+    await admin(adminUrl, key, "/apisix/admin/routes/bench-metrics", {
+      uri: "/bench-metrics",
+      upstream_id: "bench",
+      plugins: { prometheus: {} },
+    });
+    await admin(adminUrl, key, "/apisix/admin/routes/bench-llm", {
+      uri: "/llm/v1/chat/completions",
+      plugins: {
+        "ai-proxy": {
+          provider: "openai-compatible",
+          auth: { header: { Authorization: "Bearer sk-bench" } },
+          override: { endpoint: `http://127.0.0.1:${simPort}` },
+        },
+      },
+    });
+    // The same call on a plain route (no ai-proxy): the plain path must be the cheaper of the two.
+    await admin(adminUrl, key, "/apisix/admin/routes/bench-llm-plain", {
+      uri: "/v1/chat/completions",
+      upstream: { nodes: [{ host: "127.0.0.1", port: simPort, weight: 1 }] },
+    });
+  };
+  const weir = await startWeirProcess("weir", weirPort, adminPort);
+  await configureWeir(`http://127.0.0.1:${adminPort}`);
+  // BENCH_BASELINE=<checkout>: the same rows on a Weir built from another tree (e.g. a worktree of the
+  // commit before a change), interleaved with this tree's in every round, for before/after ratios that one
+  // machine's noise cannot fake.
+  let base;
+  if (BASELINE) {
+    if (spawnSync("sh", ["-c", "test -f dist/cli/main.js"], { cwd: BASELINE }).status !== 0)
+      throw new Error(`BENCH_BASELINE=${BASELINE} has no dist/cli/main.js: run npm ci && npm run build there`);
+    const [basePort, baseAdminPort] = await Promise.all([freePort(), freePort()]);
+    base = { port: basePort, child: await startWeirProcess("base", basePort, baseAdminPort, BASELINE) };
+    await configureWeir(`http://127.0.0.1:${baseAdminPort}`);
   }
-  // Issue 5 row: the security stack a platform team puts on an AI route, on the same upstream.
-  await admin(adminUrl, key, "/apisix/admin/consumers/bench", {
-    username: "bench",
-    plugins: { "key-auth": { key: "bench-consumer-key" } },
-  });
-  await admin(adminUrl, key, "/apisix/admin/routes/bench-secured", {
-    uri: "/bench-secured",
-    upstream_id: "bench",
-    plugins: {
-      "key-auth": {},
-      "limit-count": { count: 1000000000, time_window: 60, key: "consumer_name" },
-      "ip-restriction": { whitelist: ["127.0.0.0/8"] },
-    },
-  });
-  // The prometheus plugin's cost: the plain route with metrics on.
-  await admin(adminUrl, key, "/apisix/admin/routes/bench-metrics", {
-    uri: "/bench-metrics",
-    upstream_id: "bench",
-    plugins: { prometheus: {} },
-  });
   // The Redis policy's cost, on a Weir process of its own: loading ioredis (about 20 MB) must not count
   // against the main process's RSS target. limit-count in Redis on every request, and with sync_interval.
   const [redisPort, weirRedisPort, weirRedisAdminPort] = await Promise.all([freePort(), freePort(), freePort()]);
@@ -353,42 +401,11 @@ async function main() {
   ]) {
     await admin(redisAdmin, key, `/apisix/admin/routes${path}`, { uri: path, upstream: upstreamNodes, plugins });
   }
-  // Issue 4 rows: chat completions against the LLM simulator (no think time), direct and through proxies.
-  const simPort = await freePort();
-  const sim = start("taskset", [
-    "-c",
-    "1",
-    process.execPath,
-    join(root, "dist/cli/main.js"),
-    "llm-sim",
-    "--port",
-    String(simPort),
-    "--ttft-ms",
-    "0",
-    "--itl-ms",
-    "0",
-  ]);
-  await waitForPort(simPort, sim, "llm simulator");
   const chatScript = join(work, "chat.lua");
   writeFileSync(
     chatScript,
     `wrk.method = "POST"\nwrk.body = '${JSON.stringify({ model: "gpt-4o-mini", max_tokens: 16, messages: [{ role: "user", content: "What is a weir?" }] })}'\n`,
   );
-  await admin(adminUrl, key, "/apisix/admin/routes/bench-llm", {
-    uri: "/llm/v1/chat/completions",
-    plugins: {
-      "ai-proxy": {
-        provider: "openai-compatible",
-        auth: { header: { Authorization: "Bearer sk-bench" } },
-        override: { endpoint: `http://127.0.0.1:${simPort}` },
-      },
-    },
-  });
-  // The same call on a plain route (no ai-proxy): the plain path must be the cheaper of the two.
-  await admin(adminUrl, key, "/apisix/admin/routes/bench-llm-plain", {
-    uri: "/v1/chat/completions",
-    upstream: { nodes: [{ host: "127.0.0.1", port: simPort, weight: 1 }] },
-  });
   const llmNginxPort = await freePort();
   const llmNginx = await startNginx(
     "llm-proxy",
@@ -452,7 +469,19 @@ async function main() {
   for (const [row] of balancerRows)
     targets.push({ name: row, url: `http://127.0.0.1:${weirPort}/${row}`, pid: weir.pid });
 
-  const selected = only ? targets.filter((t) => only.includes(t.name)) : targets;
+  if (base) {
+    const mainPort = `:${weirPort}/`;
+    for (const t of targets.filter((t) => t.pid === weir.pid))
+      targets.push({
+        ...t,
+        name: `base:${t.name}`,
+        url: t.url.replace(mainPort, `:${base.port}/`),
+        pid: base.child.pid,
+      });
+    for (const [name, url] of ttfcTargets.filter(([n]) => n.startsWith("weir")))
+      ttfcTargets.push([`base:${name}`, url.replace(mainPort, `:${base.port}/`)]);
+  }
+  const selected = only ? targets.filter((t) => only.includes(t.name.replace(/^base:/, ""))) : targets;
   for (const t of selected) {
     const warm = wrk(t.url, WARMUP, t);
     if (warm.non2xx > 0 || Number.isNaN(warm.rps))
@@ -557,6 +586,21 @@ async function main() {
     md += "\n| SSE time to first chunk | p50 ms | added vs direct, p50 of pairs ms |\n|---|---:|---:|\n";
     for (const [name] of ttfcTargets) {
       md += `| ${name} | ${fmt(ttfcP50[name], 3)} | ${fmt(addedP50[name], 3)} |\n`;
+    }
+  }
+  if (base) {
+    md += `\n### This tree against BENCH_BASELINE (${BASELINE.split("/").pop()}), same run, interleaved\n\n`;
+    md +=
+      "| row | req/s × base | CPU/req, base ÷ this (> 1: this is cheaper) | p99, this ÷ base | RSS MB this / base |\n|---|---:|---:|---:|---:|\n";
+    for (const r of rows.filter((r) => results[`base:${r.target}`])) {
+      const b = rows.find((x) => x.target === `base:${r.target}`);
+      md += `| ${r.target} | ${fmt(ratio(r.target, `base:${r.target}`))} | ${fmt(ratio(`base:${r.target}`, r.target, "cpuUs"))} | ${fmt(ratio(r.target, `base:${r.target}`, "p99"))} | ${fmt(r.rss, 0)} / ${fmt(b?.rss, 0)} |\n`;
+    }
+    if (ttfc.weir.length > 0) {
+      for (const n of ["weir", "weir-plain"]) {
+        const paired = median(ttfc[n].map((x, i) => x - ttfc[`base:${n}`][i]));
+        md += `| SSE first chunk ${n}: this − base, p50 of pairs | ${fmt(paired, 3)} ms | | | |\n`;
+      }
     }
   }
   md += "\n| target check | measured | result |\n|---|---:|---|\n";
