@@ -108,6 +108,14 @@ describe("ai-proxy-multi: pools of instances, health, protocols, secrets", () =>
         },
       },
     });
+    for (const algorithm of ["least_conn", "ewma"]) {
+      await put(`/apisix/admin/routes/${algorithm}`, {
+        uri: `/${algorithm}/v1/chat/completions`,
+        plugins: {
+          "ai-proxy-multi": { balancer: { algorithm }, instances: [instance("a", simA.url), instance("b", simB.url)] },
+        },
+      });
+    }
     await put("/apisix/admin/routes/mixed", {
       uri: "/mixed/v1/chat/completions",
       plugins: {
@@ -203,6 +211,40 @@ describe("ai-proxy-multi: pools of instances, health, protocols, secrets", () =>
     for (const [user, set] of seen) assert.equal(set.size, 1, `${user} stayed on one instance`);
   });
 
+  test("least_conn counts LLM calls in flight: while one instance holds a call, the next calls go to the other", async () => {
+    const held = new AbortController();
+    const holding = fetch(`${gw.proxyUrl}/least_conn/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-sim-fail": "timeout" },
+      body: JSON.stringify({ model: "m", stream: true, messages: [{ role: "user", content: "hold" }] }),
+      signal: held.signal,
+    }).catch(() => undefined);
+    for (let i = 0; i < 200 && simA.inFlight + simB.inFlight === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    const busy = simA.inFlight === 1 ? "a" : "b";
+    assert.equal(simA.inFlight + simB.inFlight, 1, "the held call reached one instance");
+    const served = [];
+    for (let i = 0; i < 4; i++) served.push((await ask("/least_conn")).response.headers.get("x-ai-instance"));
+    assert.deepEqual(served, Array(4).fill(busy === "a" ? "b" : "a"));
+    held.abort();
+    await holding;
+    for (let i = 0; i < 200 && simA.inFlight + simB.inFlight > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(simA.inFlight + simB.inFlight, 0, "the held call was cancelled upstream when its client left");
+  });
+
+  test("ewma learns each instance's time to first token and sends the calls to the faster one", async () => {
+    simA.behave({ ttftMs: 150 });
+    const counts: Record<string, number> = { a: 0, b: 0 };
+    for (let i = 0; i < 30; i++) {
+      const { data: stream, response } = await client("/ewma")
+        .chat.completions.create({ model: "m", stream: true, messages: [{ role: "user", content: "hi" }] })
+        .withResponse();
+      for await (const _ of stream);
+      if (i >= 10) counts[response.headers.get("x-ai-instance")!]!++;
+    }
+    // ewma compares two instances per pick and keeps learning, so the slow one still gets the odd call.
+    assert.ok(counts.b! >= 16, `after warm-up the fast instance served ${counts.b} of 20 (${JSON.stringify(counts)})`);
+  });
+
   test("tool calls cross the OpenAI <-> Anthropic translation, both ways", async () => {
     const tools: OpenAI.ChatCompletionTool[] = [
       {
@@ -290,6 +332,7 @@ describe("ai-proxy-multi: pools of instances, health, protocols, secrets", () =>
       [{ instances: [{ ...instance("a", simA.url), provider: "bedrock" }] }, /bedrock/],
       [{ instances: [{ ...instance("a", "ftp://x") }] }, /http or https/],
       [{ instances: [{ ...instance("a", simA.url), weight: undefined }] }, /weight/],
+      [{ balancer: { algorithm: "fastest" }, instances: [instance("a", simA.url)] }, /balancer\.algorithm/],
     ] as const;
     for (const [conf, pattern] of cases) {
       const res = await gw.admin("PUT", "/apisix/admin/routes/bad-ai", {

@@ -210,10 +210,15 @@ export function buildPlan(
   };
 }
 
+/**
+ * ai-proxy-multi's `balancer.algorithm`: APISIX's roundrobin and chash, and Weir's least_conn (fewest LLM
+ * calls in flight per weight) and ewma (time to first token, decayed, × calls in flight), the upstream
+ * balancers fed by the same attempt hooks.
+ */
 export function instanceBalancer(
   instances: readonly AiInstance[],
   balancer: { algorithm?: string; hash_on?: string; key?: string } | undefined,
 ): Balancer<AiInstance> {
-  const type = balancer?.algorithm === "chash" ? "chash" : "roundrobin";
-  return createBalancer(type, instances, { key: balancer?.key, hashOn: balancer?.hash_on });
+  const type = balancer?.algorithm ?? "roundrobin";
+  return createBalancer(type, instances, { key: balancer?.key, hashOn: balancer?.hash_on, latency: "first-token" });
 }

@@ -13,7 +13,7 @@ import { prepareAiRequest } from "./ai/request.js";
 
 /**
  * ai-proxy-multi: a pool of model instances (self-hosted and cloud) behind one route, balanced by
- * weight and priority (roundrobin or chash), each with its own credentials and optional active health
+ * weight and priority (roundrobin, chash, least_conn or ewma), each with its own credentials and optional active health
  * checks, and a fallback to the next instance on 429s, 5xx, listed statuses or exhausted token budgets,
  * before the first byte went to the client. The `X-AI-Instance` response header names the one that served.
  */
@@ -26,8 +26,12 @@ export const schema = Type.Object({
   balancer: Type.Optional(
     Type.Object(
       {
+        // APISIX's chash and roundrobin (semantic is refused by check()); least_conn and ewma are Weir's.
         algorithm: Type.Optional(
-          Type.Unsafe<"roundrobin" | "chash">({ type: "string", enum: ["chash", "roundrobin", "semantic"] }),
+          Type.Unsafe<"roundrobin" | "chash" | "least_conn" | "ewma">({
+            type: "string",
+            enum: ["chash", "roundrobin", "semantic", "least_conn", "ewma"],
+          }),
         ),
         hash_on: Type.Optional(
           Type.Unsafe<string>({

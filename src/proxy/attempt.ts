@@ -163,6 +163,14 @@ export abstract class Attempt implements Dispatcher.DispatchHandler {
     this.pickedBy!.onAttemptEnd?.(this.picked!, performance.now() - this.attemptStart, failed);
   }
 
+  /**
+   * The LLM answer's first token arrived (ewma over AI instances learns time to first token). A buffered
+   * answer reports it once complete, after its attempt ended, so this does not require a running attempt.
+   */
+  protected firstToken(): void {
+    this.pickedBy?.onFirstToken?.(this.picked!, performance.now() - this.attemptStart);
+  }
+
   /** Ends a tunnel's attempt when the tunnel closes (least_conn counts a tunnel while it is open). */
   protected tunnelEnded(): void {
     this.endAttempt(false);

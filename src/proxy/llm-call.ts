@@ -299,6 +299,7 @@ export class LlmCall extends Attempt {
     if (this.meter!.onStreamEvent(event.event, parsed) && this.ttft === undefined) {
       this.ttft = performance.now() - this.ctx.startTime;
       firstToken = true;
+      this.firstToken();
     }
     if (this.streamTx !== undefined) {
       const text = this.streamTx.event(event.event, parsed);
@@ -387,7 +388,10 @@ export class LlmCall extends Attempt {
     } else if (this.status >= 400 && this.translation !== undefined) {
       payload = Buffer.from(JSON.stringify(this.translation.error(this.status, parsed ?? raw.toString("utf8"))));
     }
-    if (this.ttft === undefined) this.ttft = performance.now() - ctx.startTime;
+    if (this.ttft === undefined) {
+      this.ttft = performance.now() - ctx.startTime;
+      if (this.status < 300) this.firstToken();
+    }
     this.responseHeaders.push("content-length", String(payload.length));
     if (this.translation !== undefined) this.responseHeaders.push("content-type", "application/json");
     this.account(answerText, () => {

@@ -26,6 +26,21 @@ export interface Balancer<N extends UpstreamNode = UpstreamNode> {
   onAttemptStart?(node: N): void;
   /** An attempt to `node` finished after `latencyMs`; `failed` for connect errors/timeouts. */
   onAttemptEnd?(node: N, latencyMs: number, failed: boolean): void;
+  /**
+   * The attempt's answer produced its first token, `latencyMs` after the attempt started (LLM calls only:
+   * a stream's first content event, or a whole non-streamed answer). ewma over AI instances learns from it.
+   */
+  onFirstToken?(node: N, latencyMs: number): void;
 }
 
-export type BalancerFactory = (nodes: readonly UpstreamNode[], options: { key?: string; hashOn?: string }) => Balancer;
+export interface BalancerOptions {
+  /** chash: the key (a variable, header or cookie name) and where it is read. */
+  key?: string;
+  hashOn?: string;
+  /**
+   * ewma: which latency it learns. "response" (APISIX's: the whole upstream response time) for upstreams;
+   * "first-token" for AI instances, where an answer's length says nothing about the replica but the time
+   * to its first token (queueing plus prefill) does.
+   */
+  latency?: "response" | "first-token";
+}

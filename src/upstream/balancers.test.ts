@@ -134,3 +134,35 @@ test("ewma: traffic moves off a node that became 10x slower, and off failing nod
   assert.ok(toOk >= 90, `ok got ${toOk}%`);
   assert.equal(e2.pick(req({}), new Set(["ok:80", "broken:80"])), undefined);
 });
+
+test("ewma over AI instances learns the time to first token, not how long the answer streamed", () => {
+  let now = 0;
+  let seed = 7;
+  const random = () => ((seed = (seed * 16807) % 2147483647) - 1) / 2147483646;
+  // "long" answers its first token fast and then streams for 5 s; "queued" waits 800 ms for its first token
+  // and streams a short answer. By response time "long" looks slower; by first token it is the better one.
+  const [long, queued] = [node("long"), node("queued")];
+  const ewma = createEwmaBalancer([long, queued], () => now, random, "first-token");
+  for (let i = 0; i < 20; i++) {
+    now += 100;
+    ewma.onAttemptStart!(long);
+    ewma.onFirstToken!(long, 30);
+    ewma.onAttemptEnd!(long, 5000, false);
+    ewma.onAttemptStart!(queued);
+    ewma.onFirstToken!(queued, 800);
+    ewma.onAttemptEnd!(queued, 900, false);
+  }
+  let toLong = 0;
+  for (let i = 0; i < 100; i++) if (ewma.pick(req({}), undefined)!.host === "long") toLong++;
+  assert.ok(toLong >= 90, `long got ${toLong}%`);
+
+  // The same samples in "response" mode (upstreams): the end latency is what counts, first tokens are not.
+  const byResponse = createEwmaBalancer([long, queued], () => now, random);
+  now += 100;
+  byResponse.onFirstToken?.(long, 30);
+  byResponse.onAttemptEnd!(long, 5000, false);
+  byResponse.onAttemptEnd!(queued, 900, false);
+  let toQueued = 0;
+  for (let i = 0; i < 100; i++) if (byResponse.pick(req({}), undefined)!.host === "queued") toQueued++;
+  assert.ok(toQueued >= 90, `queued got ${toQueued}%`);
+});

@@ -1,4 +1,4 @@
-import type { Balancer, UpstreamNode } from "./balancer.js";
+import type { Balancer, BalancerOptions, UpstreamNode } from "./balancer.js";
 import { createChashBalancer } from "./chash.js";
 import { createEwmaBalancer } from "./ewma.js";
 import { createLeastConnBalancer } from "./least-conn.js";
@@ -8,7 +8,7 @@ import { createRoundRobinBalancer } from "./roundrobin.js";
 export function createBalancer<N extends UpstreamNode>(
   type: string,
   nodes: readonly N[],
-  options: { key?: string; hashOn?: string },
+  options: BalancerOptions,
   log?: (msg: string) => void,
 ): Balancer<N> {
   // Every balancer returns one of the node objects it was built from, never a copy, so the caller's node
@@ -19,7 +19,7 @@ export function createBalancer<N extends UpstreamNode>(
 function balancerOf(
   type: string,
   nodes: readonly UpstreamNode[],
-  options: { key?: string; hashOn?: string },
+  options: BalancerOptions,
   log?: (msg: string) => void,
 ): Balancer {
   switch (type) {
@@ -28,7 +28,7 @@ function balancerOf(
     case "least_conn":
       return createLeastConnBalancer(nodes);
     case "ewma":
-      return createEwmaBalancer(nodes);
+      return createEwmaBalancer(nodes, undefined, undefined, options.latency);
     case "roundrobin":
       return createRoundRobinBalancer(nodes);
     default:

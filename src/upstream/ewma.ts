@@ -6,7 +6,8 @@ import { priorityTiers } from "./tiers.js";
  * ewma: latency-aware balancing as APISIX's (from lua-resty-balancer): each node keeps an exponentially
  * decayed response time (decay constant 10 s); a pick compares two random untried nodes of the highest
  * tier and takes the one whose ewma × (in-flight + 1) is lower. A failed attempt counts as a very slow one,
- * so traffic moves off failing nodes too.
+ * so traffic moves off failing nodes too. Over AI instances (latency "first-token") the sample is the time to
+ * the first token instead of the whole response, which for a stream is mostly the answer's length.
  */
 const DECAY_MS = 10_000;
 const FAILURE_PENALTY_MS = 10_000;
@@ -23,10 +24,18 @@ class EwmaBalancer implements Balancer {
   private readonly byKey = new Map<string, Slot>();
   private readonly now: () => number;
   private readonly random: () => number;
+  /** Whether a successful attempt's end is a sample (else onFirstToken gives them). */
+  private readonly samplesOnEnd: boolean;
 
-  constructor(nodes: readonly UpstreamNode[], now: () => number, random: () => number) {
+  constructor(
+    nodes: readonly UpstreamNode[],
+    now: () => number,
+    random: () => number,
+    latency: "response" | "first-token",
+  ) {
     this.now = now;
     this.random = random;
+    this.samplesOnEnd = latency === "response";
     this.tiers = priorityTiers(nodes, (node) => {
       const slot = { node, ewma: 0, lastUpdate: 0, active: 0 };
       this.byKey.set(node.key, slot);
@@ -65,10 +74,20 @@ class EwmaBalancer implements Balancer {
     const slot = this.byKey.get(node.key);
     if (slot === undefined) return;
     if (slot.active > 0) slot.active--;
+    if (failed) this.sample(slot, Math.max(latencyMs, FAILURE_PENALTY_MS));
+    else if (this.samplesOnEnd) this.sample(slot, latencyMs);
+  }
+
+  onFirstToken(node: UpstreamNode, latencyMs: number): void {
+    if (this.samplesOnEnd) return;
+    const slot = this.byKey.get(node.key);
+    if (slot !== undefined) this.sample(slot, latencyMs);
+  }
+
+  private sample(slot: Slot, latencyMs: number): void {
     const now = this.now();
-    const sample = failed ? Math.max(latencyMs, FAILURE_PENALTY_MS) : latencyMs;
     const weight = slot.lastUpdate === 0 ? 0 : Math.exp(-(now - slot.lastUpdate) / DECAY_MS);
-    slot.ewma = slot.ewma * weight + sample * (1 - weight);
+    slot.ewma = slot.ewma * weight + latencyMs * (1 - weight);
     slot.lastUpdate = now;
   }
 }
@@ -77,6 +96,7 @@ export function createEwmaBalancer(
   nodes: readonly UpstreamNode[],
   now: () => number = () => performance.now(),
   random: () => number = Math.random,
+  latency: "response" | "first-token" = "response",
 ): Balancer {
-  return new EwmaBalancer(nodes, now, random);
+  return new EwmaBalancer(nodes, now, random, latency);
 }
