@@ -103,7 +103,7 @@ describe("ai-proxy-multi: pools of instances, health, protocols, secrets", () =>
       uri: "/sticky/v1/chat/completions",
       plugins: {
         "ai-proxy-multi": {
-          balancer: { algorithm: "chash", hash_on: "header", key: "x-user" },
+          balancer: { algorithm: "chash", hash_on: "header", key: "x-user", bounded_load: 1.25 },
           instances: [instance("a", simA.url), instance("b", simB.url), instance("c", claude.url)],
         },
       },
@@ -333,6 +333,11 @@ describe("ai-proxy-multi: pools of instances, health, protocols, secrets", () =>
       [{ instances: [{ ...instance("a", "ftp://x") }] }, /http or https/],
       [{ instances: [{ ...instance("a", simA.url), weight: undefined }] }, /weight/],
       [{ balancer: { algorithm: "fastest" }, instances: [instance("a", simA.url)] }, /balancer\.algorithm/],
+      [{ balancer: { algorithm: "chash", bounded_load: 0.5 }, instances: [instance("a", simA.url)] }, /bounded_load/],
+      [
+        { balancer: { algorithm: "roundrobin", bounded_load: 1.25 }, instances: [instance("a", simA.url)] },
+        /bounded_load/,
+      ],
     ] as const;
     for (const [conf, pattern] of cases) {
       const res = await gw.admin("PUT", "/apisix/admin/routes/bad-ai", {

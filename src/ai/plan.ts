@@ -217,8 +217,13 @@ export function buildPlan(
  */
 export function instanceBalancer(
   instances: readonly AiInstance[],
-  balancer: { algorithm?: string; hash_on?: string; key?: string } | undefined,
+  balancer: { algorithm?: string; hash_on?: string; key?: string; bounded_load?: number } | undefined,
 ): Balancer<AiInstance> {
   const type = balancer?.algorithm ?? "roundrobin";
-  return createBalancer(type, instances, { key: balancer?.key, hashOn: balancer?.hash_on, latency: "first-token" });
+  return createBalancer(type, instances, {
+    key: balancer?.key,
+    hashOn: balancer?.hash_on,
+    latency: "first-token",
+    boundedLoad: balancer?.bounded_load,
+  });
 }

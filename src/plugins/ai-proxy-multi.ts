@@ -41,6 +41,10 @@ export const schema = Type.Object({
           }),
         ),
         key: Type.Optional(Type.String()),
+        // Weir extension, chash only: consistent hashing with bounded loads (upstream/chash.ts). No instance
+        // holds more than bounded_load × its weight's share of the calls in flight, so affinity (a user, a
+        // prompt prefix) yields when its instance is saturated. 1.25 is the usual choice.
+        bounded_load: Type.Optional(Type.Number({ minimum: 1, maximum: 10 })),
       },
       { default: { algorithm: "roundrobin" } },
     ),
@@ -64,6 +68,9 @@ export const schema = Type.Object({
 export type AiProxyMultiConfig = Static<typeof schema>;
 
 function check(conf: AiProxyMultiConfig): string | undefined {
+  if (conf.balancer?.bounded_load !== undefined && conf.balancer.algorithm !== "chash") {
+    return 'property "balancer.bounded_load" validation failed: only applies to algorithm "chash"';
+  }
   if (conf.balancer?.algorithm === ("semantic" as string)) {
     return 'property "balancer.algorithm" validation failed: the semantic balancer is not supported by Weir';
   }

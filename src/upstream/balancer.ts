@@ -43,4 +43,6 @@ export interface BalancerOptions {
    * to its first token (queueing plus prefill) does.
    */
   latency?: "response" | "first-token";
+  /** chash: consistent hashing with bounded loads, c ≥ 1 (see chash.ts); unset: APISIX's plain chash. */
+  boundedLoad?: number;
 }

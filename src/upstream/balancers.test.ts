@@ -166,3 +166,39 @@ test("ewma over AI instances learns the time to first token, not how long the an
   for (let i = 0; i < 100; i++) if (byResponse.pick(req({}), undefined)!.host === "queued") toQueued++;
   assert.ok(toQueued >= 90, `queued got ${toQueued}%`);
 });
+
+test("chash with bounded loads: keys keep their node while load is even, and a hot key spills to neighbours", () => {
+  const nodes = [node("a"), node("b"), node("c"), node("d")];
+  const plain = createChashBalancer(nodes, { hashOn: "header", key: "x-key" });
+  const bounded = createChashBalancer(nodes, { hashOn: "header", key: "x-key", boundedLoad: 1.25 });
+  const keyReq = (k: string) => req({ http_x_key: k });
+
+  // Under no load the bound changes nothing: every key goes where plain chash sends it.
+  for (let i = 0; i < 50; i++)
+    assert.equal(bounded.pick(keyReq(`k${i}`), undefined), plain.pick(keyReq(`k${i}`), undefined));
+
+  // One hot key, 40 calls in flight at once: plain chash piles all on one node; bounded keeps every node at
+  // or under ⌈1.25 × mean⌉ + 1.
+  const held: Record<string, number> = {};
+  for (let i = 0; i < 40; i++) {
+    const n = bounded.pick(keyReq("hot"), undefined)!;
+    bounded.onAttemptStart!(n);
+    held[n.host] = (held[n.host] ?? 0) + 1;
+  }
+  const home = plain.pick(keyReq("hot"), undefined)!.host;
+  assert.ok(Object.keys(held).length > 1, `spilled beyond ${home}: ${JSON.stringify(held)}`);
+  for (const [host, count] of Object.entries(held)) assert.ok(count <= Math.ceil(1.25 * 10) + 1, `${host} ${count}`);
+  assert.ok((held[home] ?? 0) >= 10, "the key's own node is filled first");
+
+  // Calls end: the key goes home again.
+  for (const n of nodes) for (let i = 0; i < (held[n.host] ?? 0); i++) bounded.onAttemptEnd!(n, 1, false);
+  assert.equal(bounded.pick(keyReq("hot"), undefined)!.host, home);
+
+  // A retry whose untried nodes are all full still gets a node: the bound yields to the retry.
+  const two = createChashBalancer([node("x"), node("y")], { hashOn: "header", key: "x-key", boundedLoad: 1 });
+  const first = two.pick(keyReq("r"), undefined)!;
+  two.onAttemptStart!(first);
+  two.onAttemptStart!(first);
+  const other = first.host === "x" ? "y:80" : "x:80";
+  assert.equal(two.pick(keyReq("r"), new Set([other]))!.host, first.host);
+});

@@ -7,6 +7,11 @@ import { priorityTiers } from "./tiers.js";
  * a request goes to the first point clockwise of its key's hash. Adding or removing one node of N moves
  * only about 1/N of the keys. Retries walk the ring on to the next untried node; priority tiers get a ring
  * each, used highest first.
+ *
+ * With `boundedLoad` c (a Weir extension, "consistent hashing with bounded loads", Mirrokni, Thorup and
+ * Zadimoghaddam 2016, as HAProxy's hash-balance-factor) no node takes more than c × its weight's share of
+ * the calls in flight: a key whose node is full walks on clockwise to the next node with room. Affinity
+ * holds while the load is even and yields to the neighbours when one key (a hot prompt prefix) is hot.
  */
 const POINTS_PER_WEIGHT = 160;
 const MAX_POINTS = 200_000;
@@ -79,13 +84,42 @@ export function keyReader(hashOn: string | undefined, key: string | undefined): 
   }
 }
 
+export interface ChashOptions {
+  key?: string;
+  hashOn?: string;
+  /** c ≥ 1: the most calls in flight a node may hold, as a multiple of its weight's share of all of them. */
+  boundedLoad?: number;
+}
+
 class ChashBalancer implements Balancer {
   private readonly tiers: Ring[];
   private readonly readKey: (r: VarSource) => string | undefined;
+  private readonly bound: number | undefined;
+  /** Calls in flight per node key and in total; kept only with a bound. */
+  private readonly active = new Map<string, number>();
+  private totalActive = 0;
+  private readonly weightOf = new Map<string, number>();
+  private totalWeight = 0;
 
-  constructor(nodes: readonly UpstreamNode[], options: { key?: string; hashOn?: string }) {
+  constructor(nodes: readonly UpstreamNode[], options: ChashOptions) {
     this.tiers = priorityTiers(nodes, (n) => n).map(buildRing);
     this.readKey = keyReader(options.hashOn, options.key);
+    this.bound = options.boundedLoad;
+    if (this.bound !== undefined) {
+      for (const n of nodes) {
+        if (!(n.weight > 0) || this.weightOf.has(n.key)) continue;
+        this.weightOf.set(n.key, n.weight);
+        this.totalWeight += n.weight;
+      }
+    }
+  }
+
+  /** Whether `node` can take one more call under the bound: active + 1 ≤ ⌈c × (total + 1) × w / W⌉. */
+  private hasRoom(node: UpstreamNode): boolean {
+    const c = this.bound;
+    if (c === undefined) return true;
+    const capacity = Math.ceil((c * (this.totalActive + 1) * node.weight) / this.totalWeight);
+    return (this.active.get(node.key) ?? 0) + 1 <= capacity;
   }
 
   pick(request: VarSource, tried: ReadonlySet<string> | undefined): UpstreamNode | undefined {
@@ -103,22 +137,37 @@ class ChashBalancer implements Balancer {
         else hi = mid;
       }
       const start = lo === n ? 0 : lo;
-      if (tried === undefined) return ring.owners[start];
-      // Walk clockwise to the next node not tried yet; give up on this tier once all its nodes were seen.
-      const seen = new Set<string>();
-      for (let i = 0; i < n && seen.size < ring.size; i++) {
-        const node = ring.owners[(start + i) % n]!;
-        if (!tried.has(node.key)) return node;
-        seen.add(node.key);
+      if (tried === undefined && this.bound === undefined) return ring.owners[start];
+      // Walk clockwise to the next node not tried yet (and, with a bound, with room); give up on this tier
+      // once all its nodes were seen. Some node always has room: the bound's capacities sum to more than
+      // the calls in flight, unless the nodes with room were all tried: then the bound yields to the retry.
+      for (const bounded of this.bound === undefined ? [false] : [true, false]) {
+        const seen = new Set<string>();
+        for (let i = 0; i < n && seen.size < ring.size; i++) {
+          const node = ring.owners[(start + i) % n]!;
+          if (tried?.has(node.key) !== true && (!bounded || this.hasRoom(node))) return node;
+          seen.add(node.key);
+        }
       }
     }
     return undefined;
   }
+
+  onAttemptStart(node: UpstreamNode): void {
+    if (this.bound === undefined) return;
+    this.active.set(node.key, (this.active.get(node.key) ?? 0) + 1);
+    this.totalActive++;
+  }
+
+  onAttemptEnd(node: UpstreamNode): void {
+    if (this.bound === undefined) return;
+    const a = this.active.get(node.key) ?? 0;
+    if (a === 0) return;
+    this.active.set(node.key, a - 1);
+    this.totalActive--;
+  }
 }
 
-export function createChashBalancer(
-  nodes: readonly UpstreamNode[],
-  options: { key?: string; hashOn?: string },
-): Balancer {
+export function createChashBalancer(nodes: readonly UpstreamNode[], options: ChashOptions): Balancer {
   return new ChashBalancer(nodes, options);
 }
