@@ -116,6 +116,15 @@ describe("ai-proxy-multi: pools of instances, health, protocols, secrets", () =>
         },
       });
     }
+    await put("/apisix/admin/routes/prefix", {
+      uri: "/prefix/v1/chat/completions",
+      plugins: {
+        "ai-proxy-multi": {
+          balancer: { algorithm: "chash", hash_on: "vars", key: "llm_prompt_prefix", bounded_load: 1.25 },
+          instances: [instance("a", simA.url), instance("b", simB.url), instance("c", claude.url)],
+        },
+      },
+    });
     await put("/apisix/admin/routes/mixed", {
       uri: "/mixed/v1/chat/completions",
       plugins: {
@@ -243,6 +252,26 @@ describe("ai-proxy-multi: pools of instances, health, protocols, secrets", () =>
     }
     // ewma compares two instances per pick and keeps learning, so the slow one still gets the odd call.
     assert.ok(counts.b! >= 16, `after warm-up the fast instance served ${counts.b} of 20 (${JSON.stringify(counts)})`);
+  });
+
+  test("prefix affinity: every turn of a conversation reaches the instance that served its first turn", async () => {
+    const system = { role: "system" as const, content: "You answer questions about rivers. ".repeat(40) };
+    const homes = new Set<string>();
+    for (let c = 0; c < 6; c++) {
+      const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [system, { role: "user", content: `topic ${c}` }];
+      const served = new Set<string>();
+      for (let turn = 0; turn < 3; turn++) {
+        const { data, response } = await client("/prefix")
+          .chat.completions.create({ model: "m", messages })
+          .withResponse();
+        served.add(response.headers.get("x-ai-instance")!);
+        messages.push({ role: "assistant", content: data.choices[0]!.message.content ?? "" });
+        messages.push({ role: "user", content: `follow-up ${turn}` });
+      }
+      assert.equal(served.size, 1, `conversation ${c} stayed on one instance: ${[...served]}`);
+      homes.add([...served][0]!);
+    }
+    assert.ok(homes.size > 1, "different conversations spread over the instances");
   });
 
   test("tool calls cross the OpenAI <-> Anthropic translation, both ways", async () => {

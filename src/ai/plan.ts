@@ -50,6 +50,8 @@ export interface AiPlan {
   readonly maxRequestBodyBytes: number;
   readonly maxStreamDurationMs: number | undefined;
   readonly maxResponseBytes: number | undefined;
+  /** The balancer keys on `llm_prompt_prefix`, so the access phase computes it (ai/prefix-key.ts). */
+  readonly usesPromptPrefix: boolean;
 }
 
 /** What the client learns about the answer, set as request variables for plugins and the access log. */
@@ -198,8 +200,10 @@ export function buildPlan(
   conf: TransportConfig,
   balancer: Balancer<AiInstance>,
   fallback: FallbackPolicy | undefined,
+  balancerKey?: string,
 ): AiPlan {
   return {
+    usesPromptPrefix: balancerKey?.includes("llm_prompt_prefix") === true,
     instances,
     balancer,
     fallback,

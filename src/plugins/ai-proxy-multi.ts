@@ -102,7 +102,13 @@ function fallbackPolicy(conf: AiProxyMultiConfig): FallbackPolicy | undefined {
 
 function compile(conf: AiProxyMultiConfig, scope: PluginScope): AiPlan {
   const instances = conf.instances.map((inst) => compileInstance(inst, conf, scope.upstreams!));
-  return buildPlan(instances, conf, instanceBalancer(instances, conf.balancer), fallbackPolicy(conf));
+  return buildPlan(
+    instances,
+    conf,
+    instanceBalancer(instances, conf.balancer),
+    fallbackPolicy(conf),
+    conf.balancer?.algorithm === "chash" ? conf.balancer.key : undefined,
+  );
 }
 
 export const aiProxyMulti: Plugin<AiProxyMultiConfig, AiPlan> = {

@@ -1,4 +1,5 @@
 import type { AiPlan, AiRequest } from "../../ai/plan.js";
+import { promptPrefixKey } from "../../ai/prefix-key.js";
 import { detectProtocol, isJsonObject, isStreamingRequest, type JsonObject } from "../../ai/protocols.js";
 import type { PluginContext } from "../../plugin-api/context.js";
 import type { Reply } from "../../plugin-api/plugin.js";
@@ -32,6 +33,10 @@ export function prepareAiRequest(plan: AiPlan, ctx: PluginContext): Reply | Prom
     ctx.setVar("request_type", stream ? "ai_stream" : "ai_chat");
     ctx.setVar("llm_stream", stream ? "true" : "false");
     if (typeof body.model === "string") ctx.setVar("request_llm_model", body.model);
+    if (plan.usesPromptPrefix) {
+      const key = promptPrefixKey(protocol, body);
+      if (key !== undefined) ctx.setVar("llm_prompt_prefix", key);
+    }
     const request: AiRequest = {
       plan,
       protocol,
