@@ -1,8 +1,10 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import { type AnswerEnd, composeAnswer, promptText } from "./answer.js";
-import { FILL, jsonReply, type Reply, sseEvent, template } from "./delivery.js";
-import { toolCallFor } from "./openai-chat.js";
+import { FILL, jsonReply, type Reply, served, sseEvent, template } from "./delivery.js";
+import { cachedTokens, toolCallFor } from "./openai-chat.js";
+import { chatPromptBlocks, type PromptBlocks } from "./prefix-cache.js";
 import { type Exchange, type IdSource, type Provider, stopList } from "./provider.js";
+import { UNCACHED_TOKENS } from "./serving-usage.js";
 import { type ChatTurn, chatPromptTokens, countTokens } from "./tokens.js";
 import { chooseTool, type OfferedTool, type ToolDemand } from "./tools.js";
 
@@ -74,9 +76,11 @@ interface Prompt {
   /** The last user message's text, unless it carries tool results (then the model answers in words). */
   lastUser: string | undefined;
   inputTokens: number;
+  /** Only with the serving model on. */
+  blocks: PromptBlocks | undefined;
 }
 
-function readPrompt(b: Record<string, unknown>, messages: unknown[]): Prompt {
+function readPrompt(b: Record<string, unknown>, messages: unknown[], blockTokens?: number): Prompt {
   const turns: ChatTurn[] = [];
   if (b.system !== undefined) turns.push({ role: "system", text: blocksText(b.system) });
   let lastUser: string | undefined;
@@ -87,7 +91,8 @@ function readPrompt(b: Record<string, unknown>, messages: unknown[]): Prompt {
     lastUser = role === "user" && !isToolResult(m.content) ? turns[turns.length - 1]!.text : undefined;
   }
   const tools = Array.isArray(b.tools) && b.tools.length > 0 ? JSON.stringify(b.tools) : "";
-  return { turns, lastUser, inputTokens: chatPromptTokens(turns) + countTokens(tools) };
+  const blocks = blockTokens === undefined ? undefined : chatPromptBlocks(turns, tools, blockTokens);
+  return { turns, lastUser, inputTokens: chatPromptTokens(turns) + countTokens(tools), blocks };
 }
 
 function offeredTools(tools: unknown): OfferedTool[] {
@@ -130,10 +135,15 @@ const STOP_REASON: Record<AnswerEnd, string> = {
   stop_sequence: "stop_sequence",
 };
 
-const usageOf = (input: number, output: number) => ({
+/**
+ * Anthropic's input_tokens counts only what was not read from the cache: the prompt is input_tokens +
+ * cache_creation_input_tokens + cache_read_input_tokens. A prefix cache that fills by itself, as vLLM's does,
+ * has no creation step, so creation stays 0.
+ */
+const usageOf = (input: number | string, output: number, cacheRead: number | string = 0) => ({
   input_tokens: input,
   cache_creation_input_tokens: 0,
-  cache_read_input_tokens: 0,
+  cache_read_input_tokens: cacheRead,
   cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 0 },
   output_tokens: output,
   service_tier: "standard",
@@ -152,10 +162,11 @@ export function messages(ex: Exchange): Reply {
   if (!Array.isArray(messages)) return messages;
   const b = ex.body;
   const model = b.model as string;
-  const prompt = readPrompt(b, messages);
+  const prompt = readPrompt(b, messages, ex.serving?.blockTokens);
   const tool = chooseTool(offeredTools(b.tools), toolDemand(b.tool_choice), prompt.lastUser);
   const id = ex.ids.next("msg_");
   const omit = ex.plan.omitUsage;
+  const input = ex.serving === null ? prompt.inputTokens : UNCACHED_TOKENS;
 
   let block: Record<string, unknown>;
   let pieces: string[];
@@ -190,10 +201,15 @@ export function messages(ex: Exchange): Reply {
     content,
     stop_reason: reason,
     stop_sequence: sequence,
-    usage: omit ? undefined : usageOf(prompt.inputTokens, output),
+    usage: omit ? undefined : usageOf(input, output, cachedTokens(ex)),
   });
+  const end = stopReason === "max_tokens" ? "length" : "stop";
   if (b.stream !== true)
-    return jsonReply(200, message([block], stopReason, stopSequence, outputTokens), outputTokens, id);
+    return served(
+      jsonReply(200, message([block], stopReason, stopSequence, outputTokens), outputTokens, id),
+      prompt.blocks,
+      end,
+    );
 
   const isTool = block.type === "tool_use";
   const opening = isTool ? { ...block, input: {} } : { type: "text", text: "" };
@@ -217,7 +233,7 @@ export function messages(ex: Exchange): Reply {
       }),
     ) +
     sseEvent("message_stop", '{"type":"message_stop"}');
-  return { kind: "stream", id, head, frames, tail };
+  return served({ kind: "stream", id, head, frames, tail }, prompt.blocks, end);
 }
 
 /** GET /v1/models asked in Anthropic's dialect (with anthropic-version). */

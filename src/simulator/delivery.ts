@@ -1,4 +1,6 @@
 import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
+import type { PromptBlocks } from "./prefix-cache.js";
+import type { ServingRequest } from "./serving-usage.js";
 
 /** A whole JSON answer; `tokens` is how many tokens it took to "generate" (sets its latency). */
 export interface JsonReply {
@@ -8,6 +10,7 @@ export interface JsonReply {
   headers?: OutgoingHttpHeaders;
   id?: string;
   tokens: number;
+  serving?: ServingRequest;
 }
 
 /** An SSE answer: `head` goes out with the first token, one frame per token, then `tail`. */
@@ -18,6 +21,7 @@ export interface StreamReply {
   head: string;
   frames: string[];
   tail: string;
+  serving?: ServingRequest;
 }
 
 export type Reply = JsonReply | StreamReply;
@@ -34,6 +38,12 @@ export interface AbortedResponse {
   /** "timeout" when the request was being held by the timeout fault. */
   fault: "timeout" | null;
   at: number;
+}
+
+/** Marks a successful answer for the serving model (a no-op when it is off: no prompt blocks). */
+export function served<R extends Reply>(reply: R, prompt: PromptBlocks | undefined, finish: "stop" | "length"): R {
+  if (prompt !== undefined) reply.serving = { prompt, finish };
+  return reply;
 }
 
 export function jsonReply(status: number, value: unknown, tokens = 0, id?: string): JsonReply {
@@ -73,7 +83,8 @@ export interface Timing {
   breakAfter: number | null;
 }
 
-interface InFlight {
+/** An answer still being generated or held; cancel() stops its timers when the simulator closes. */
+export interface InFlight {
   cancel(): void;
 }
 
@@ -129,13 +140,13 @@ export class Deliveries {
     this.aborted.push({ ...a, at: Date.now() });
   }
 
-  private track<T extends InFlight>(f: T): T {
+  track<T extends InFlight>(f: T): T {
     this.inFlight.add(f);
     return f;
   }
 }
 
-function writeJson(res: ServerResponse, reply: JsonReply, headers: OutgoingHttpHeaders): void {
+export function writeJson(res: ServerResponse, reply: JsonReply, headers: OutgoingHttpHeaders): void {
   res.writeHead(reply.status, {
     "content-type": "application/json",
     "content-length": Buffer.byteLength(reply.body),
@@ -158,7 +169,7 @@ function writeTruncated(res: ServerResponse, reply: JsonReply, headers: Outgoing
 }
 
 /** Closes the connection once what was written has left, so the client sees data and then a cut. */
-function hangUp(res: ServerResponse): void {
+export function hangUp(res: ServerResponse): void {
   res.socket?.destroySoon();
 }
 

@@ -29,6 +29,8 @@ export interface Behaviour {
 export interface RequestPlan {
   ttftMs: number;
   interTokenMs: number;
+  /** x-sim-ttft-ms or x-sim-itl-ms was sent: this request keeps those delays even with the serving model on. */
+  fixedTiming: boolean;
   fault: Fault | null;
   omitUsage: boolean;
   tokens: number;
@@ -85,6 +87,7 @@ export function planRequest(b: Behaviour, headers: IncomingHttpHeaders): Request
   return {
     ttftMs: (ttft as number | undefined) ?? b.ttftMs,
     interTokenMs: (itl as number | undefined) ?? b.interTokenMs,
+    fixedTiming: ttft !== undefined || itl !== undefined,
     tokens: Math.floor((tokens as number | undefined) ?? b.tokens),
     fault,
     omitUsage: (usageHeader ?? b.usage) === "omit",

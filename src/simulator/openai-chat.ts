@@ -1,7 +1,9 @@
 import { type Answer, type AnswerEnd, composeAnswer, promptText } from "./answer.js";
-import { FILL, jsonReply, type Reply, sseData, template } from "./delivery.js";
+import { FILL, jsonReply, type Reply, served, sseData, template } from "./delivery.js";
 import { chatTurns, invalid, lastUserText, offeredTools, toolDemand, toolsText } from "./openai.js";
+import { chatPromptBlocks } from "./prefix-cache.js";
 import { type Exchange, stopList } from "./provider.js";
+import { CACHED_TOKENS, TIMINGS } from "./serving-usage.js";
 import { BoundedCache, chatPromptTokens, countTokens, tokenPieces } from "./tokens.js";
 import { chooseTool, type OfferedTool, sampleArguments } from "./tools.js";
 
@@ -30,12 +32,20 @@ export function tokenCap(body: Record<string, unknown>, names: readonly string[]
   return undefined;
 }
 
-export function usageObject(prompt: number, completion: number) {
+/** 0 with the serving model off; with it on, a marker the delivery replaces with the engine's count. */
+export const cachedTokens = (ex: Exchange): number | string => (ex.serving === null ? 0 : CACHED_TOKENS);
+
+const TIMINGS_FIELD = { timings: TIMINGS };
+/** llama.cpp's `timings` field, only in the llamacpp dialect; undefined (nothing to spread or copy) otherwise. */
+export const timingsField = (ex: Exchange): { timings: string } | undefined =>
+  ex.serving?.timings === true ? TIMINGS_FIELD : undefined;
+
+export function usageObject(prompt: number, completion: number, cached: number | string = 0) {
   return {
     prompt_tokens: prompt,
     completion_tokens: completion,
     total_tokens: prompt + completion,
-    prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+    prompt_tokens_details: { cached_tokens: cached, audio_tokens: 0 },
     completion_tokens_details: {
       reasoning_tokens: 0,
       audio_tokens: 0,
@@ -86,7 +96,10 @@ export function chatCompletions(ex: Exchange): Reply {
   if (typeof cap === "object") return cap;
 
   const turns = chatTurns(b.messages);
-  const promptTokens = chatPromptTokens(turns) + countTokens(toolsText(b.tools));
+  const tools = toolsText(b.tools);
+  // Blocks first: they encode the prompt once and prime the counts chatPromptTokens reads.
+  const blocks = ex.serving === null ? undefined : chatPromptBlocks(turns, tools, ex.serving.blockTokens);
+  const promptTokens = chatPromptTokens(turns) + countTokens(tools);
   const demand = toolDemand(b.tool_choice);
   const tool = chooseTool(offeredTools(b.tools), demand, lastUserText(turns));
   const id = ex.ids.next("chatcmpl-");
@@ -97,7 +110,7 @@ export function chatCompletions(ex: Exchange): Reply {
     // OpenAI reports "stop", not "tool_calls", when tool_choice named the function.
     const finish = demand.kind === "named" ? "stop" : "tool_calls";
     const callId = ex.ids.next("call_");
-    if (stream) return streamToolCall(ex, id, model, promptTokens, call, callId, finish);
+    if (stream) return served(streamToolCall(ex, id, model, promptTokens, call, callId, finish), blocks, "stop");
     const message = {
       role: "assistant",
       content: null,
@@ -105,7 +118,7 @@ export function chatCompletions(ex: Exchange): Reply {
       refusal: null,
       annotations: [],
     };
-    return completion(ex, id, model, message, finish, promptTokens, call.tokens);
+    return served(completion(ex, id, model, message, finish, promptTokens, call.tokens), blocks, "stop");
   }
 
   const answer = composeAnswer({
@@ -114,9 +127,10 @@ export function chatCompletions(ex: Exchange): Reply {
     maxTokens: cap,
     stop: stopList(b.stop),
   });
-  if (stream) return streamText(ex, id, model, promptTokens, answer);
+  const end = answer.end === "max_tokens" ? "length" : "stop";
+  if (stream) return served(streamText(ex, id, model, promptTokens, answer), blocks, end);
   const message = { role: "assistant", content: answer.text, refusal: null, annotations: [] };
-  return completion(ex, id, model, message, FINISH[answer.end], promptTokens, answer.tokens);
+  return served(completion(ex, id, model, message, FINISH[answer.end], promptTokens, answer.tokens), blocks, end);
 }
 
 function completion(
@@ -134,9 +148,10 @@ function completion(
     created: ex.now,
     model,
     choices: [{ index: 0, message, logprobs: null, finish_reason: finish }],
-    usage: ex.plan.omitUsage ? undefined : usageObject(promptTokens, completionTokens),
+    usage: ex.plan.omitUsage ? undefined : usageObject(promptTokens, completionTokens, cachedTokens(ex)),
     service_tier: "default",
     system_fingerprint: FINGERPRINT,
+    ...timingsField(ex),
   };
   return jsonReply(200, body, completionTokens, id);
 }
@@ -152,8 +167,14 @@ export class ChunkWriter {
     this.base = { id, object, created: ex.now, model, service_tier: "default", system_fingerprint: FINGERPRINT };
   }
 
-  event(choices: unknown[], usage: unknown = null): string {
-    return sseData(JSON.stringify(this.includeUsage ? { ...this.base, choices, usage } : { ...this.base, choices }));
+  event(choices: unknown[], usage: unknown = null, extra?: object): string {
+    const body = this.includeUsage ? { ...this.base, choices, usage } : { ...this.base, choices };
+    return sseData(JSON.stringify(extra === undefined ? body : { ...body, ...extra }));
+  }
+
+  /** The chunk with finish_reason; llama.cpp adds its timings to it. */
+  finishEvent(ex: Exchange, choices: unknown[]): string {
+    return this.event(choices, null, timingsField(ex));
   }
 
   /** A frame maker for one choice whose FILL holes take each token. */
@@ -166,7 +187,9 @@ export class ChunkWriter {
   /** The final choice-less usage chunk (when asked for and not omitted) and [DONE]. */
   end(ex: Exchange, promptTokens: number, completionTokens: number): string {
     const usage =
-      this.includeUsage && !ex.plan.omitUsage ? this.event([], usageObject(promptTokens, completionTokens)) : "";
+      this.includeUsage && !ex.plan.omitUsage
+        ? this.event([], usageObject(promptTokens, completionTokens, cachedTokens(ex)))
+        : "";
     return usage + DONE;
   }
 }
@@ -179,7 +202,7 @@ function streamText(ex: Exchange, id: string, model: string, promptTokens: numbe
   const frame = w.frames({ index: 0, delta: { content: FILL }, logprobs: null, finish_reason: null });
   const frames = answer.pieces.map((p) => frame(JSON.stringify(p)));
   const tail =
-    w.event([{ index: 0, delta: {}, logprobs: null, finish_reason: FINISH[answer.end] }]) +
+    w.finishEvent(ex, [{ index: 0, delta: {}, logprobs: null, finish_reason: FINISH[answer.end] }]) +
     w.end(ex, promptTokens, answer.tokens);
   return { kind: "stream", id, head, frames, tail };
 }
@@ -211,6 +234,7 @@ function streamToolCall(
   });
   const frames = call.pieces.map((p) => frame(JSON.stringify(p)));
   const tail =
-    w.event([{ index: 0, delta: {}, logprobs: null, finish_reason: finish }]) + w.end(ex, promptTokens, call.tokens);
+    w.finishEvent(ex, [{ index: 0, delta: {}, logprobs: null, finish_reason: finish }]) +
+    w.end(ex, promptTokens, call.tokens);
   return { kind: "stream", id, head, frames, tail };
 }

@@ -1,7 +1,8 @@
 import { type Answer, composeAnswer, hashText, seededRandom } from "./answer.js";
-import { FILL, jsonReply, type Reply } from "./delivery.js";
+import { FILL, jsonReply, type Reply, served } from "./delivery.js";
 import { invalid } from "./openai.js";
-import { ChunkWriter, FINGERPRINT, FINISH, tokenCap } from "./openai-chat.js";
+import { ChunkWriter, cachedTokens, FINGERPRINT, FINISH, timingsField, tokenCap } from "./openai-chat.js";
+import { textPromptBlocks } from "./prefix-cache.js";
 import { type Exchange, stopList } from "./provider.js";
 import { BoundedCache, countTokens } from "./tokens.js";
 
@@ -23,9 +24,11 @@ export function completions(ex: Exchange): Reply {
   const answers: Answer[] = (prompts as string[]).map((prompt) =>
     composeAnswer({ prompt, tokens: ex.plan.tokens, maxTokens: cap ?? LEGACY_DEFAULT_MAX_TOKENS, stop }),
   );
+  const blocks = ex.serving === null ? undefined : textPromptBlocks(prompts as string[], ex.serving.blockTokens);
   const promptTokens = (prompts as string[]).reduce((n, p) => n + countTokens(p), 0);
   const completionTokens = answers.reduce((n, a) => n + a.tokens, 0);
   const id = ex.ids.next("cmpl-");
+  const end = answers.some((a) => a.end === "max_tokens") ? "length" : "stop";
 
   if (b.stream === true) {
     const w = new ChunkWriter(ex, id, b.model, "text_completion");
@@ -35,9 +38,17 @@ export function completions(ex: Exchange): Reply {
       const frame = w.frames({ text: FILL, index, logprobs: null, finish_reason: null });
       if (echo) frames.push(frame(JSON.stringify(prompts[index])));
       for (const piece of a.pieces) frames.push(frame(JSON.stringify(piece)));
-      tail += w.event([{ text: "", index, logprobs: null, finish_reason: FINISH[a.end] }]);
+      const choice = [{ text: "", index, logprobs: null, finish_reason: FINISH[a.end] }];
+      tail += index === answers.length - 1 ? w.finishEvent(ex, choice) : w.event(choice);
     });
-    return { kind: "stream", id, head: "", frames, tail: tail + w.end(ex, promptTokens, completionTokens) };
+    const reply: Reply = {
+      kind: "stream",
+      id,
+      head: "",
+      frames,
+      tail: tail + w.end(ex, promptTokens, completionTokens),
+    };
+    return served(reply, blocks, end);
   }
   const body = {
     id,
@@ -57,9 +68,12 @@ export function completions(ex: Exchange): Reply {
           prompt_tokens: promptTokens,
           completion_tokens: completionTokens,
           total_tokens: promptTokens + completionTokens,
+          // vLLM's shape when it reports prefix-cache hits; OpenAI's legacy endpoint has no details.
+          ...(ex.serving === null ? {} : { prompt_tokens_details: { cached_tokens: cachedTokens(ex) } }),
         },
+    ...timingsField(ex),
   };
-  return jsonReply(200, body, completionTokens, id);
+  return served(jsonReply(200, body, completionTokens, id), blocks, end);
 }
 
 const embeddingCache = new BoundedCache<string, Float32Array>(2048);

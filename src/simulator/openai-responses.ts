@@ -1,7 +1,8 @@
 import { composeAnswer, promptText } from "./answer.js";
-import { FILL, jsonReply, type Reply, sseEvent, template } from "./delivery.js";
+import { FILL, jsonReply, type Reply, served, sseEvent, template } from "./delivery.js";
 import { contentText, invalid, lastUserText, offeredTools, toolDemand, toolsText } from "./openai.js";
-import { toolCallFor } from "./openai-chat.js";
+import { cachedTokens, toolCallFor } from "./openai-chat.js";
+import { chatPromptBlocks } from "./prefix-cache.js";
 import type { Exchange } from "./provider.js";
 import { type ChatTurn, chatPromptTokens, countTokens } from "./tokens.js";
 import { chooseTool } from "./tools.js";
@@ -34,15 +35,15 @@ function inputTurns(b: Record<string, unknown>): ChatTurn[] | undefined {
 
 interface Usage {
   input_tokens: number;
-  input_tokens_details: { cached_tokens: number };
+  input_tokens_details: { cached_tokens: number | string };
   output_tokens: number;
   output_tokens_details: { reasoning_tokens: number };
   total_tokens: number;
 }
 
-const usageOf = (input: number, output: number): Usage => ({
+const usageOf = (input: number, output: number, cached: number | string): Usage => ({
   input_tokens: input,
-  input_tokens_details: { cached_tokens: 0 },
+  input_tokens_details: { cached_tokens: cached },
   output_tokens: output,
   output_tokens_details: { reasoning_tokens: 0 },
   total_tokens: input + output,
@@ -72,7 +73,9 @@ export function responses(ex: Exchange): Reply {
   }
   const model = b.model;
   const id = ex.ids.next("resp_");
-  const inputTokens = chatPromptTokens(turns) + countTokens(toolsText(b.tools));
+  const tools = toolsText(b.tools);
+  const blocks = ex.serving === null ? undefined : chatPromptBlocks(turns, tools, ex.serving.blockTokens);
+  const inputTokens = chatPromptTokens(turns) + countTokens(tools);
   const tool = chooseTool(offeredTools(b.tools), toolDemand(b.tool_choice), lastUserText(turns));
   const shell = (status: string, output: unknown[], usage: Usage | null, incomplete: boolean) => ({
     id,
@@ -113,9 +116,9 @@ export function responses(ex: Exchange): Reply {
       call_id: ex.ids.next("call_"),
       name: call.name,
     };
-    const usage = ex.plan.omitUsage ? null : usageOf(inputTokens, call.tokens);
+    const usage = ex.plan.omitUsage ? null : usageOf(inputTokens, call.tokens, cachedTokens(ex));
     const done = shell("completed", [item], usage, false);
-    if (b.stream !== true) return jsonReply(200, done, call.tokens, id);
+    if (b.stream !== true) return served(jsonReply(200, done, call.tokens, id), blocks, "stop");
     const events = new EventSequence();
     const head =
       events.next("response.created", { response: shell("in_progress", [], null, false) }) +
@@ -139,7 +142,7 @@ export function responses(ex: Exchange): Reply {
       }) +
       events.next("response.output_item.done", { output_index: 0, item }) +
       events.next("response.completed", { response: done });
-    return { kind: "stream", id, head, frames, tail };
+    return served({ kind: "stream", id, head, frames, tail }, blocks, "stop");
   }
 
   const answer = composeAnswer({ prompt: promptText(turns), tokens: ex.plan.tokens, maxTokens: cap ?? undefined });
@@ -153,9 +156,10 @@ export function responses(ex: Exchange): Reply {
     content: [part],
     role: "assistant",
   };
-  const usage = ex.plan.omitUsage ? null : usageOf(inputTokens, answer.tokens);
+  const usage = ex.plan.omitUsage ? null : usageOf(inputTokens, answer.tokens, cachedTokens(ex));
   const done = shell(incomplete ? "incomplete" : "completed", [message], usage, incomplete);
-  if (b.stream !== true) return jsonReply(200, done, answer.tokens, id);
+  const end = incomplete ? "length" : "stop";
+  if (b.stream !== true) return served(jsonReply(200, done, answer.tokens, id), blocks, end);
 
   const events = new EventSequence();
   const at = { item_id: itemId, output_index: 0, content_index: 0 };
@@ -174,7 +178,7 @@ export function responses(ex: Exchange): Reply {
     events.next("response.content_part.done", { ...at, part }) +
     events.next("response.output_item.done", { output_index: 0, item: message }) +
     events.next(incomplete ? "response.incomplete" : "response.completed", { response: done });
-  return { kind: "stream", id, head, frames, tail };
+  return served({ kind: "stream", id, head, frames, tail }, blocks, end);
 }
 
 /** Responses events carry a sequence_number that counts every event of the stream. */

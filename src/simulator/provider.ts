@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import type { Reply } from "./delivery.js";
 import type { RequestPlan } from "./faults.js";
+import type { ServingView } from "./serving-usage.js";
 
 /** Ids that look like the real ones: a per-instance random stem and a counter keep them unique and cheap. */
 export class IdSource {
@@ -24,6 +25,8 @@ export interface Exchange {
   models: readonly string[];
   /** Seconds since the epoch, as both APIs stamp answers. */
   now: number;
+  /** null unless the serving model is on; then handlers attach a ServingRequest and write usage markers. */
+  serving: ServingView | null;
 }
 
 export type Handler = (ex: Exchange) => Reply;

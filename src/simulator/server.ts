@@ -14,6 +14,7 @@ import { chatCompletions } from "./openai-chat.js";
 import { completions, embeddings, getModel, listModels } from "./openai-misc.js";
 import { responses } from "./openai-responses.js";
 import { type Exchange, type Handler, IdSource, type Provider } from "./provider.js";
+import { type Served, ServingModel, type ServingOptions } from "./serving.js";
 
 export interface SimulatorOptions {
   host?: string;
@@ -31,6 +32,11 @@ export interface SimulatorOptions {
   answerTokens?: number;
   /** Recorded requests kept (the most recent ones); default 10000. */
   maxRecorded?: number;
+  /**
+   * Turns the serving model on: slots, a queue, a prefix cache and KV capacity decide each answer's timing,
+   * usage reports cached tokens, and GET /metrics answers (docs/simulator.md, "Serving model").
+   */
+  serving?: ServingOptions;
 }
 
 export interface RecordedRequest {
@@ -43,7 +49,7 @@ export interface RecordedRequest {
   at: number;
 }
 
-export type { AbortedResponse, Behaviour };
+export type { AbortedResponse, Behaviour, ServingOptions };
 
 export interface LlmSimulator {
   url: string;
@@ -104,6 +110,7 @@ class Simulator implements LlmSimulator {
   private readonly ids = new IdSource();
   private readonly models: readonly string[];
   private readonly maxRecorded: number;
+  private readonly serving: ServingModel | null;
 
   constructor(private readonly options: SimulatorOptions) {
     this.deliveries = new Deliveries(this.aborted);
@@ -118,6 +125,10 @@ class Simulator implements LlmSimulator {
     });
     this.models = options.models ?? DEFAULT_MODELS;
     this.maxRecorded = options.maxRecorded ?? 10_000;
+    this.serving =
+      options.serving === undefined
+        ? null
+        : new ServingModel(options.serving, this.models[0] ?? "model", this.deliveries);
     this.server = createServer(this.onRequest);
     this.server.keepAliveTimeout = KEEP_ALIVE_MS;
   }
@@ -154,6 +165,7 @@ class Simulator implements LlmSimulator {
     return new Promise((resolve) => {
       this.server.close(() => resolve());
       this.deliveries.cancelAll();
+      this.serving?.close();
       this.server.closeAllConnections();
     });
   }
@@ -168,6 +180,12 @@ class Simulator implements LlmSimulator {
       res.end('{"status":"ok"}');
       return;
     }
+    if (
+      this.serving !== null &&
+      method === "GET" &&
+      this.serving.answerStats(path, req.headers, res, this.options.apiKey)
+    )
+      return;
     if (method !== "POST") {
       this.handle(req, res, method, path, url, undefined);
       return;
@@ -210,6 +228,8 @@ class Simulator implements LlmSimulator {
     const provider = r?.provider ?? (headers["anthropic-version"] !== undefined ? anthropic.anthropic : openai);
     const outcome = this.answer(r, provider, method, path, headers, raw, body);
     if (outcome === "hold") this.deliveries.hold(res, path);
+    else if (this.serving !== null && outcome.reply.serving !== undefined)
+      this.serving.send(res, path, outcome.reply as Served, this.headersFor(provider), outcome.timing.breakAfter);
     else this.deliveries.send(res, path, outcome.reply, this.headersFor(provider), outcome.timing);
   }
 
@@ -243,8 +263,13 @@ class Simulator implements LlmSimulator {
       return at(provider.error(400, message));
     }
     const now = Math.floor(Date.now() / 1000);
-    const ex: Exchange = { path, headers, body, plan, ids: this.ids, models: this.models, now };
-    return at(r.handler(ex), {
+    // A request that names its own delays keeps them: the engine neither times it nor counts it.
+    const serving = plan.fixedTiming ? null : (this.serving?.view ?? null);
+    const ex: Exchange = { path, headers, body, plan, ids: this.ids, models: this.models, now, serving };
+    const reply = r.handler(ex);
+    const refusal = this.serving?.refusal(reply);
+    if (refusal !== undefined) return at(provider.error(400, refusal));
+    return at(reply, {
       ttftMs: plan.ttftMs,
       interTokenMs: plan.interTokenMs,
       breakAfter: fault?.kind === "broken-stream" ? fault.afterTokens : null,
