@@ -174,7 +174,8 @@ describe("AI proxying (ai-proxy, ai-proxy-multi) with the official SDKs", () => 
   });
 
   test("fallback: a 429 on the first instance is answered by the next, and the response names it", async () => {
-    simA.behave({ fail: 429, times: 1 });
+    // retry-after 0 asks for no sit-out, so a is back at once (sit-outs: test/failover.test.ts).
+    simA.behave({ fail: 429, retryAfterS: 0, times: 1 });
     const res = await client("/multi")
       .chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] })
       .withResponse();
