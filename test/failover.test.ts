@@ -21,7 +21,7 @@ const failure = (call: Promise<unknown>): Promise<ApiError> =>
     (err: ApiError) => err,
   );
 
-describe("failover: sit-outs (Retry-After, failures in a row)", () => {
+describe("failover: sit-outs (Retry-After, failures in a row) and Weir's own Retry-After", () => {
   let gw: TestGateway;
   let simA: LlmSimulator;
   let simB: LlmSimulator;
@@ -300,5 +300,57 @@ describe("failover: sit-outs (Retry-After, failures in a row)", () => {
       assert.equal(res.status, 400, JSON.stringify(cooldown));
       assert.match(res.body.error_msg, /cooldown/);
     }
+  });
+
+  describe("Weir's own rejections carry Retry-After", () => {
+    const call = (path: string, body?: unknown) =>
+      fetch(`${gw.proxyUrl}${path}`, {
+        method: body === undefined ? "GET" : "POST",
+        headers: { "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+
+    test("limit-count: the 429 says when the window gives budget back", async () => {
+      await gw.put("/apisix/admin/routes/counted", {
+        uri: "/counted",
+        plugins: { "limit-count": { count: 1, time_window: 60, rejected_code: 429 } },
+        upstream: { type: "roundrobin", nodes: { [new URL(simA.url).host]: 1 } },
+      });
+      assert.equal((await call("/counted")).status, 404, "the simulator's answer: let through");
+      const rejected = await call("/counted");
+      assert.equal(rejected.status, 429);
+      const seconds = Number(rejected.headers.get("retry-after"));
+      assert.ok(seconds >= 59 && seconds <= 60, `retry-after ${seconds}`);
+      assert.equal(rejected.headers.get("x-ratelimit-remaining"), "0", "APISIX's headers stay");
+    });
+
+    test("limit-req: a rejection says 1/rate seconds", async () => {
+      await gw.put("/apisix/admin/routes/req-limited", {
+        uri: "/req-limited",
+        plugins: { "limit-req": { rate: 0.5, burst: 0, key: "remote_addr", rejected_code: 429 } },
+        upstream: { type: "roundrobin", nodes: { [new URL(simA.url).host]: 1 } },
+      });
+      assert.equal((await call("/req-limited")).status, 404);
+      const rejected = await call("/req-limited");
+      assert.equal(rejected.status, 429);
+      assert.equal(rejected.headers.get("retry-after"), "2");
+    });
+
+    test("ai-rate-limiting: an exhausted token budget says when it refills", async () => {
+      await route("budget", {
+        "ai-proxy": {
+          provider: "openai-compatible",
+          auth: { header: { Authorization: `Bearer ${KEY}` } },
+          options: { model: "m-budget" },
+          override: { endpoint: simA.url },
+        },
+        "ai-rate-limiting": { limit: 10, time_window: 30, rejected_code: 429 },
+      });
+      await ask("budget");
+      const err: ApiError = await failure(ask("budget"));
+      assert.equal(err.status, 429);
+      const seconds = Number(err.headers?.get("retry-after"));
+      assert.ok(seconds >= 29 && seconds <= 30, `retry-after ${seconds}`);
+    });
   });
 });
