@@ -312,9 +312,9 @@ describe("AI proxying (ai-proxy, ai-proxy-multi) with the official SDKs", () => 
     const answer = res.choices[0]!.message.content!;
     const lines = [await accessLogLineOf("usage-reported"), await accessLogLineOf("usage-omitted")];
     assert.match(lines[0]!, /ai_instance=ai-proxy-openai-compatible llm_model=gpt-4o-mini llm_prompt_tokens=\d+ /);
-    assert.match(lines[0]!, /llm_usage_estimated=false$/);
+    assert.match(lines[0]!, /llm_usage_estimated=false llm_stream_cut=-$/);
     assert.match(lines[1]!, new RegExp(`llm_completion_tokens=${countTokens(answer)} `));
-    assert.match(lines[1]!, /llm_usage_estimated=true$/);
+    assert.match(lines[1]!, /llm_usage_estimated=true llm_stream_cut=-$/);
   });
 
   test("max_stream_duration_ms cuts a runaway stream", async () => {

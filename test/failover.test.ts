@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
@@ -10,6 +10,7 @@ import { startTestGateway, type TestGateway } from "./helpers/gateway.js";
 import { deadPort } from "./helpers/upstream.js";
 
 const KEY = "sk-sim-failover-0123456789";
+const CLAUDE_KEY = "sk-ant-sim-failover-0123";
 const logPath = join(mkdtempSync(join(tmpdir(), "weir-failover-log-")), "access.log");
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -352,5 +353,224 @@ describe("failover: sit-outs (Retry-After, failures in a row) and Weir's own Ret
       const seconds = Number(err.headers?.get("retry-after"));
       assert.ok(seconds >= 29 && seconds <= 30, `retry-after ${seconds}`);
     });
+  });
+});
+
+describe("cut streams end with the client protocol's error event, never a [DONE]", () => {
+  let gw: TestGateway;
+  let sim: LlmSimulator;
+  let claude: LlmSimulator;
+
+  const broken = { "x-sim-fail": "broken-stream:3" };
+  const accessLogLine = async (agent: string): Promise<string> => {
+    for (let i = 0; i < 250; i++) {
+      const line = readFileSync(logPath, "utf8")
+        .split("\n")
+        .find((l) => l.includes(`"${agent}"`));
+      if (line !== undefined) return line;
+      await sleep(20);
+    }
+    throw new Error(`no access log line for ${agent}`);
+  };
+  const raw = async (path: string, body: unknown, headers: Record<string, string> = {}) => {
+    const res = await fetch(`${gw.proxyUrl}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "anthropic-version": "2023-06-01", ...headers },
+      body: JSON.stringify(body),
+    });
+    // text() resolves: the response ended cleanly after the error event, it was not reset.
+    return { status: res.status, text: await res.text() };
+  };
+
+  before(async () => {
+    [sim, claude] = await Promise.all([
+      startLlmSimulator({ name: "oa", apiKey: KEY, ttftMs: 1, interTokenMs: 1 }),
+      startLlmSimulator({ name: "claude", apiKey: CLAUDE_KEY, ttftMs: 1, interTokenMs: 1 }),
+    ]);
+    gw = await startTestGateway({ accessLog: logPath });
+    const openaiCompatible = (extra: Record<string, unknown> = {}) => ({
+      "ai-proxy": {
+        provider: "openai-compatible",
+        auth: { header: { Authorization: `Bearer ${KEY}` } },
+        override: { endpoint: sim.url },
+        ...extra,
+      },
+    });
+    const anthropic = {
+      "ai-proxy": {
+        provider: "anthropic",
+        auth: { header: { "x-api-key": CLAUDE_KEY } },
+        options: { model: "claude-sonnet-4-5" },
+        override: { endpoint: claude.url },
+      },
+    };
+    await gw.put("/apisix/admin/routes/oa", {
+      uris: ["/oa/v1/chat/completions", "/oa/v1/responses", "/oa/v1/messages"],
+      plugins: openaiCompatible(),
+    });
+    await gw.put("/apisix/admin/routes/claude", {
+      uris: ["/claude/v1/chat/completions", "/claude/v1/messages"],
+      plugins: anthropic,
+    });
+    await gw.put("/apisix/admin/routes/capped", {
+      uris: ["/capped/v1/chat/completions", "/capped/v1/messages"],
+      plugins: openaiCompatible({ max_stream_duration_ms: 150 }),
+    });
+    await gw.put("/apisix/admin/routes/bytes", {
+      uri: "/bytes/v1/chat/completions",
+      plugins: openaiCompatible({ max_response_bytes: 3000 }),
+    });
+  });
+
+  after(async () => {
+    await gw.stop();
+    await Promise.all([sim.close(), claude.close()]);
+  });
+
+  const chatBody = { model: "m", stream: true, messages: [{ role: "user", content: "hi" }] };
+  const messagesBody = { model: "m", max_tokens: 64, stream: true, messages: [{ role: "user", content: "hi" }] };
+
+  test("OpenAI chat: the SDK throws the cut's error; the wire has a data: {error} frame and no [DONE]", async () => {
+    const client = new OpenAI({ baseURL: `${gw.proxyUrl}/oa/v1`, apiKey: "c", maxRetries: 0 });
+    const stream = await client.chat.completions.create(chatBody as OpenAI.ChatCompletionCreateParamsStreaming, {
+      headers: { ...broken, "user-agent": "cut-chat" },
+    });
+    let tokens = 0;
+    await assert.rejects(
+      async () => {
+        for await (const chunk of stream) if (chunk.choices[0]?.delta?.content) tokens++;
+      },
+      (err: Error) => err instanceof OpenAI.APIError && /broke the stream/.test(err.message),
+    );
+    assert.equal(tokens, 3, "the tokens before the cut arrived");
+    const { status, text } = await raw("/oa/v1/chat/completions", chatBody, broken);
+    assert.equal(status, 200);
+    assert.match(text, /data: \{"error":\{"message":"AI instance [^"]+ broke the stream","type":"server_error"/);
+    assert.match(text, /"code":"upstream_broken"\}\}\n\n$/, "the error frame is the last thing sent");
+    assert.ok(!text.includes("[DONE]"), "never a fabricated [DONE]");
+    assert.match(await accessLogLine("cut-chat"), /" 200 .* llm_stream_cut=upstream_broken$/);
+  });
+
+  test("OpenAI Responses: the stream ends with response.failed (status failed, an error), no response.completed", async () => {
+    const client = new OpenAI({ baseURL: `${gw.proxyUrl}/oa/v1`, apiKey: "c", maxRetries: 0 });
+    const stream = await client.responses.create(
+      { model: "gpt-4o-mini", input: "hi", stream: true },
+      { headers: broken },
+    );
+    const types: string[] = [];
+    let failed: OpenAI.Responses.ResponseFailedEvent | undefined;
+    for await (const event of stream) {
+      types.push(event.type);
+      if (event.type === "response.failed") failed = event;
+    }
+    assert.equal(types.at(-1), "response.failed", types.join(","));
+    assert.ok(!types.includes("response.completed"));
+    assert.equal(failed!.response.status, "failed");
+    assert.equal(failed!.response.error?.code, "server_error");
+    assert.match(failed!.response.error?.message ?? "", /broke the stream/);
+    assert.match(failed!.response.id, /^resp_/, "the response the stream was about");
+    const created = types.indexOf("response.created");
+    assert.ok(created >= 0 && failed!.sequence_number > 0, "numbered after the events before it");
+    const { text } = await raw("/oa/v1/responses", { model: "gpt-4o-mini", input: "hi", stream: true }, broken);
+    assert.match(text, /event: response\.failed\ndata: \{"type":"response\.failed"/);
+    assert.ok(!text.includes("[DONE]"));
+  });
+
+  test("Anthropic SDK client → OpenAI upstream (translated): the SDK throws on event: error; no message_stop", async () => {
+    const client = new Anthropic({ baseURL: `${gw.proxyUrl}/oa`, apiKey: "c", maxRetries: 0 });
+    const stream = await client.messages.create(messagesBody as Anthropic.MessageCreateParamsStreaming, {
+      headers: broken,
+    });
+    let text = "";
+    await assert.rejects(
+      async () => {
+        for await (const event of stream)
+          if (event.type === "content_block_delta" && event.delta.type === "text_delta") text += event.delta.text;
+      },
+      (err: Error) => err instanceof Anthropic.APIError && /broke the stream/.test(err.message),
+    );
+    assert.ok(text.length > 0, "the tokens before the cut arrived");
+    const wire = (await raw("/oa/v1/messages", messagesBody, broken)).text;
+    assert.match(wire, /event: error\ndata: \{"type":"error","error":\{"type":"api_error","message":"[^"]+"\}\}\n\n$/);
+    assert.ok(!wire.includes("message_stop") && !wire.includes("[DONE]"));
+  });
+
+  test("native Anthropic: the SDK throws on event: error", async () => {
+    const client = new Anthropic({ baseURL: `${gw.proxyUrl}/claude`, apiKey: "c", maxRetries: 0 });
+    const stream = await client.messages.create(messagesBody as Anthropic.MessageCreateParamsStreaming, {
+      headers: broken,
+    });
+    await assert.rejects(async () => {
+      for await (const _ of stream);
+    }, Anthropic.APIError);
+    const wire = (await raw("/claude/v1/messages", messagesBody, broken)).text;
+    assert.match(wire, /event: error\n/);
+    assert.ok(!wire.includes("message_stop"));
+  });
+
+  test("OpenAI SDK client → Anthropic upstream (translated): the SDK throws; the translator adds no [DONE]", async () => {
+    const client = new OpenAI({ baseURL: `${gw.proxyUrl}/claude/v1`, apiKey: "c", maxRetries: 0 });
+    const stream = await client.chat.completions.create(chatBody as OpenAI.ChatCompletionCreateParamsStreaming, {
+      headers: broken,
+    });
+    await assert.rejects(async () => {
+      for await (const _ of stream);
+    }, OpenAI.APIError);
+    const wire = (await raw("/claude/v1/chat/completions", chatBody, broken)).text;
+    assert.match(wire, /data: \{"error":/);
+    assert.ok(!wire.includes("[DONE]") && !wire.includes('"finish_reason":"stop"'));
+  });
+
+  test("max_stream_duration_ms and max_response_bytes cut the same way, with their own reason", async () => {
+    const slow = { "x-sim-itl-ms": "20", "x-sim-tokens": "200" };
+    const client = new OpenAI({ baseURL: `${gw.proxyUrl}/capped/v1`, apiKey: "c", maxRetries: 0 });
+    const stream = await client.chat.completions.create(chatBody as OpenAI.ChatCompletionCreateParamsStreaming, {
+      headers: { ...slow, "user-agent": "cut-duration" },
+    });
+    await assert.rejects(
+      async () => {
+        for await (const _ of stream);
+      },
+      (err: Error) => /AI stream exceeded 150 ms/.test(err.message),
+    );
+    assert.match(await accessLogLine("cut-duration"), /llm_stream_cut=max_stream_duration$/);
+    const anthropic = new Anthropic({ baseURL: `${gw.proxyUrl}/capped`, apiKey: "c", maxRetries: 0 });
+    const astream = await anthropic.messages.create(messagesBody as Anthropic.MessageCreateParamsStreaming, {
+      headers: slow,
+    });
+    await assert.rejects(
+      async () => {
+        for await (const _ of astream);
+      },
+      (err: ApiError) => err.error?.error?.type === "timeout_error",
+    );
+    const big = await raw("/bytes/v1/chat/completions", chatBody, { "x-sim-tokens": "400", "user-agent": "cut-bytes" });
+    assert.match(big.text, /data: \{"error":\{"message":"AI response exceeded 3000 bytes"/);
+    assert.ok(!big.text.includes("[DONE]"));
+    assert.match(await accessLogLine("cut-bytes"), /llm_stream_cut=max_response_bytes$/);
+  });
+
+  test("cut streams are counted per route, instance and reason; clean streams are not", async () => {
+    const port = gw.gateway.metricsAddress!.port;
+    const before = await (await fetch(`http://127.0.0.1:${port}/apisix/prometheus/metrics`)).text();
+    const count = (text: string) =>
+      Number(
+        text
+          .split("\n")
+          .find(
+            (l) =>
+              l.startsWith("apisix_llm_stream_cuts{") && l.includes('route_id="oa"') && l.includes("upstream_broken"),
+          )
+          ?.split(" ")
+          .at(-1) ?? 0,
+      );
+    await raw("/oa/v1/chat/completions", chatBody, broken);
+    await raw("/oa/v1/chat/completions", chatBody);
+    const afterText = await (await fetch(`http://127.0.0.1:${port}/apisix/prometheus/metrics`)).text();
+    assert.equal(count(afterText) - count(before), 1);
+    assert.match(
+      afterText,
+      /apisix_llm_stream_cuts\{route_id="oa",service_id="",instance="ai-proxy-openai-compatible",reason="upstream_broken"\}/,
+    );
   });
 });

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Dispatcher } from "undici";
-import { errorBody } from "../ai/client-errors.js";
+import { type CutReason, cutEvent, errorBody, ResponsesTrail } from "../ai/client-errors.js";
 import { type CooldownReason, type InstanceCooldown, retryAfterSeconds } from "../ai/cooldown.js";
 import { buildUpstreamBody } from "../ai/outgoing.js";
 import type { AiInstance, AiRequest } from "../ai/plan.js";
@@ -10,7 +10,7 @@ import { type SseEvent, SseParser } from "../ai/sse.js";
 import { loadTokenizer, tokenizerReady } from "../ai/tokenizer.js";
 import { type StreamTranslation, type Translation, TranslationError, translationFor } from "../ai/translation.js";
 import { isHopByHopResponseHeader } from "../http/headers.js";
-import { Attempt, AttemptAborted, type Failure } from "./attempt.js";
+import { Attempt, AttemptAborted, type Failure, isTimeoutError } from "./attempt.js";
 import type { RequestContext } from "./context.js";
 import type { ResponseWriter } from "./response.js";
 import { aiUpstreamHeaders, aiUpstreamPath } from "./upstream-headers.js";
@@ -63,6 +63,8 @@ export class LlmCall extends Attempt {
   private activeSeries: CounterSeries | undefined = undefined;
   private ttft: number | undefined = undefined;
   private failureMessage = "AI instance unavailable";
+  /** Responses streams only: what a `response.failed` for a cut needs. */
+  private trail: ResponsesTrail | undefined = undefined;
   /** What the last pick saw of instances sitting out: how many, the soonest end, whether all for 429s. */
   private coolingCount = 0;
   private coolingUntil = 0;
@@ -276,6 +278,7 @@ export class LlmCall extends Attempt {
     if (this.streaming) {
       this.parser = new SseParser();
       this.streamTx = this.translation?.stream(this.ai.clientWantsUsage);
+      this.trail = this.ai.protocol === "openai-responses" ? new ResponsesTrail() : undefined;
       this.responseHeaders.push("content-type", contentType, "cache-control", "no-cache");
     }
   }
@@ -320,7 +323,7 @@ export class LlmCall extends Attempt {
     if (aborted === undefined && this.status < 500) this.instanceFailed();
     if (this.headSent) {
       // Tokens already reached the client: nothing can be retried, only this response cut.
-      if (this.settle()) this.account(undefined, () => this.writer.abort(this.ctx, err));
+      if (this.settle()) this.cut(err, aborted);
       return;
     }
     const failure = aborted === "response-bytes" ? { status: 502, timeout: false } : this.failureAfterStart(err);
@@ -336,6 +339,45 @@ export class LlmCall extends Attempt {
       return;
     }
     this.onGiveUp(failure);
+  }
+
+  /**
+   * Ends a stream that broke after tokens went out with the client protocol's own error event, then ends
+   * the response cleanly: the SDKs raise the error from the event (a reset socket would read as a network
+   * fault, and a `[DONE]` or closing event as a whole answer). Marked in `llm_stream_cut` and counted, so
+   * the log's 200 is not taken for a clean one.
+   */
+  private cut(err: Error, aborted: AttemptAborted["reason"] | undefined): void {
+    const ctx = this.ctx;
+    const name = this.instance!.name;
+    const reason: CutReason =
+      aborted === "stream-duration"
+        ? "max_stream_duration"
+        : aborted === "response-bytes"
+          ? "max_response_bytes"
+          : isTimeoutError(err)
+            ? "upstream_timeout"
+            : "upstream_broken";
+    const message =
+      aborted !== undefined
+        ? err.message
+        : reason === "upstream_timeout"
+          ? `AI instance ${name} timed out mid-stream`
+          : `AI instance ${name} broke the stream`;
+    ctx.setVar("llm_stream_cut", reason);
+    this.metrics.streamCut(ctx, name, reason);
+    const event = cutEvent(this.ai.protocol, reason, message, this.trail);
+    this.account(undefined, () => {
+      if (event === undefined) {
+        this.writer.abort(ctx, err);
+        return;
+      }
+      // Events completed before the break still go first; a half-received one is dropped.
+      this.out.push(Buffer.from(event));
+      this.writer.data(ctx, Buffer.concat(this.out));
+      this.out.length = 0;
+      this.writer.end(ctx);
+    });
   }
 
   protected onClientGone(): void {
@@ -356,6 +398,7 @@ export class LlmCall extends Attempt {
         // Not JSON: forwarded as it came, not counted.
       }
     }
+    if (this.trail !== undefined && parsed !== undefined) this.trail.see(parsed);
     let firstToken = false;
     if (this.meter!.onStreamEvent(event.event, parsed) && this.ttft === undefined) {
       this.ttft = performance.now() - this.ctx.startTime;
