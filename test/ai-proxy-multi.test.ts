@@ -179,14 +179,15 @@ describe("ai-proxy-multi: pools of instances, health, protocols, secrets", () =>
   test("a dead instance falls back to the next with http_5xx; without a fallback strategy the 502 is the answer", async () => {
     const res = await ask("/dead");
     assert.equal(res.response.headers.get("x-ai-instance"), "b");
-    simA.behave({ fail: 503, times: 1 });
+    // retry-after 0: no sit-out, so the next tests find a in the rotation (sit-outs: test/failover.test.ts).
+    simA.behave({ fail: 503, retryAfterS: 0, times: 1 });
     await assert.rejects(ask("/strict"), (err: { status?: number }) => err.status === 503);
     assert.equal(simB.requests.length, 1, "only the dead-first route reached b");
   });
 
   test("max_retries bounds the fallbacks; max_response_bytes cuts an oversized answer", async () => {
-    simA.behave({ fail: 429, times: 1 });
-    simB.behave({ fail: 429, times: 1 });
+    simA.behave({ fail: 429, retryAfterS: 0, times: 1 });
+    simB.behave({ fail: 429, retryAfterS: 0, times: 1 });
     await assert.rejects(ask("/bounded"), (err: { status?: number }) => err.status === 429);
     assert.deepEqual([simA.requests.length, simB.requests.length, claude.requests.length], [1, 1, 0]);
     simA.behave({ tokens: 400, times: 1 });

@@ -2,6 +2,7 @@ import type { Reply } from "../http/reply.js";
 import type { Balancer, UpstreamNode } from "../upstream/balancer.js";
 import { createBalancer } from "../upstream/balancers.js";
 import type { CompiledUpstreamHandle, UpstreamResolver } from "../upstream/handle.js";
+import { type CooldownPolicy, InstanceCooldown } from "./cooldown.js";
 import type { AiProtocol, JsonObject } from "./protocols.js";
 import { PROVIDERS, type ProviderDef, UNSUPPORTED_PROVIDERS } from "./providers.js";
 import type { LlmUsage } from "./usage.js";
@@ -26,6 +27,8 @@ export interface AiInstance extends UpstreamNode {
   /** `override.request_body`: per target protocol, merged into the outgoing body. */
   readonly bodyOverride: Partial<Record<AiProtocol, JsonObject>> | undefined;
   readonly forceBodyOverride: boolean;
+  /** The deployment's sit-out, shared with every instance of any route that sends to the same one. */
+  readonly cooldown: InstanceCooldown;
 }
 
 /** When ai-proxy-multi moves on to the next instance. */
@@ -52,6 +55,8 @@ export interface AiPlan {
   readonly maxResponseBytes: number | undefined;
   /** The balancer keys on `llm_prompt_prefix`, so the access phase computes it (ai/prefix-key.ts). */
   readonly usesPromptPrefix: boolean;
+  /** ai-proxy-multi's `cooldown`: sit-outs after failures in a row (Retry-After is honoured without it). */
+  readonly cooldown: CooldownPolicy | undefined;
 }
 
 /** What the client learns about the answer, set as request variables for plugins and the access log. */
@@ -134,11 +139,21 @@ export function checkInstance(inst: InstanceConfig, path: string): string | unde
   return undefined;
 }
 
-/** Compiles one instance: its origin becomes a one-node inline upstream (pool, TLS, active checks). */
+/** How a plugin keeps state across recompiles (PluginScope.keep); without it every compile starts afresh. */
+export type KeepState = <T>(kind: string, identity: unknown, create: () => T) => T;
+
+const fresh: KeepState = (_kind, _identity, create) => create();
+
+/**
+ * Compiles one instance: its origin becomes a one-node inline upstream (pool, TLS, active checks), and its
+ * sit-out is the deployment's: found again by provider, endpoint, credentials and model, so an edit of
+ * the route, the instance's weight or its name does not put a rate-limited instance back in the rotation.
+ */
 export function compileInstance(
   inst: InstanceConfig,
   transport: TransportConfig,
   upstreams: UpstreamResolver,
+  keep: KeepState = fresh,
 ): AiInstance {
   const provider = PROVIDERS.get(inst.provider)!;
   let scheme = "https";
@@ -188,6 +203,11 @@ export function compileInstance(
     maxTokens: inst.override?.llm_options?.max_tokens,
     bodyOverride: inst.override?.request_body,
     forceBodyOverride: inst.override?.request_body_force_override === true,
+    cooldown: keep(
+      "ai-instance-cooldown",
+      [inst.provider, inst.override?.endpoint ?? null, inst.auth, typeof model === "string" ? model : null],
+      () => new InstanceCooldown(),
+    ),
   };
 }
 
@@ -201,12 +221,14 @@ export function buildPlan(
   balancer: Balancer<AiInstance>,
   fallback: FallbackPolicy | undefined,
   balancerKey?: string,
+  cooldown?: CooldownPolicy,
 ): AiPlan {
   return {
     usesPromptPrefix: balancerKey?.includes("llm_prompt_prefix") === true,
     instances,
     balancer,
     fallback,
+    cooldown,
     timeoutMs: conf.timeout ?? DEFAULT_TIMEOUT_MS,
     maxRequestBodyBytes: conf.max_req_body_size ?? DEFAULT_MAX_REQUEST_BODY,
     maxStreamDurationMs: conf.max_stream_duration_ms,

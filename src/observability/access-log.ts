@@ -83,6 +83,9 @@ const AI_FIELDS = [
   "llm_total_tokens",
   "llm_time_to_first_token",
   "llm_usage_estimated",
+  // A stream cut after its 200 went out (upstream_broken, upstream_timeout, max_stream_duration,
+  // max_response_bytes): the status says 200, this says the answer is not whole.
+  "llm_stream_cut",
 ] as const;
 
 function aiFields(ctx: LoggedRequest): string {

@@ -148,6 +148,17 @@ export class GatewayMetrics {
     LLM_BASE,
     DEFAULT_TOKEN_BUCKETS,
   );
+  // Weir's own, beside APISIX's LLM metrics: what ai-proxy's failover did, per route and instance.
+  readonly llmStreamCuts = this.registry.counter(
+    "llm_stream_cuts",
+    "LLM streams cut after their response started (the client got an error event, not a clean end)",
+    ["route_id", "service_id", "instance", "reason"],
+  );
+  readonly llmInstanceCooldowns = this.registry.counter(
+    "llm_instance_cooldowns",
+    "Times an AI instance started sitting out (Retry-After on a 429/503, or failures in a row)",
+    ["route_id", "service_id", "instance", "reason"],
+  );
 
   /** The series one label set updates, found with one lookup per request instead of one per metric. */
   private readonly bundles = new Map<string, Bundle>();
@@ -286,6 +297,16 @@ export class GatewayMetrics {
 
   llmCallEnded(series: CounterSeries): void {
     series.value--;
+  }
+
+  /** An LLM stream was cut after its head went out (`reason` as the llm_stream_cut variable). */
+  streamCut(ctx: MeteredRequest, instance: string, reason: string): void {
+    this.llmStreamCuts.inc([ctx.routeId ?? "", ctx.serviceId ?? "", instance, reason]);
+  }
+
+  /** An AI instance started a sit-out (`reason`: rate_limited, overloaded, failures). */
+  instanceCooldown(ctx: MeteredRequest, instance: string, reason: string): void {
+    this.llmInstanceCooldowns.inc([ctx.routeId ?? "", ctx.serviceId ?? "", instance, reason]);
   }
 
   /** Sets the gauges that describe the gateway now (node info, connections, requests, health), then renders. */

@@ -22,6 +22,12 @@ export interface PluginScope {
   upstreams?: UpstreamResolver;
   /** The metrics of the gateway compiling the plugin (prometheus); each gateway instance owns its own. */
   metrics?: RequestMetrics;
+  /**
+   * State that outlives this compile: the same `kind` and `identity` (compared by JSON value) get the same
+   * object while some snapshot of this gateway uses it, so what it learned (an AI instance's sit-out)
+   * survives edits of the route around it. `create` makes it the first time.
+   */
+  keep?<T>(kind: string, identity: unknown, create: () => T): T;
 }
 
 /** What the prometheus plugin feeds: the gateway's registry, as its log phase sees it. */

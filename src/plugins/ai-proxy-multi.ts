@@ -1,4 +1,5 @@
 import { type Static, Type } from "@sinclair/typebox";
+import type { CooldownPolicy } from "../ai/cooldown.js";
 import {
   type AiPlan,
   buildPlan,
@@ -63,6 +64,17 @@ export const schema = Type.Object({
   ),
   max_retries: Type.Optional(Type.Integer({ minimum: 0 })),
   retry_on_failure_within_ms: Type.Optional(Type.Integer({ minimum: 1 })),
+  // Weir's: after `failures` failed attempts in a row an instance sits out `duration` seconds. Off unless
+  // set; a Retry-After on a 429/503 is honoured either way (docs/plugins/ai-proxy-multi.md).
+  cooldown: Type.Optional(
+    Type.Object(
+      {
+        failures: Type.Optional(Type.Integer({ minimum: 1, default: 3 })),
+        duration: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 3600, default: 30 })),
+      },
+      { additionalProperties: false },
+    ),
+  ),
   ...transportFields,
 });
 export type AiProxyMultiConfig = Static<typeof schema>;
@@ -100,14 +112,20 @@ function fallbackPolicy(conf: AiProxyMultiConfig): FallbackPolicy | undefined {
   };
 }
 
+function cooldownPolicy(conf: AiProxyMultiConfig): CooldownPolicy | undefined {
+  if (conf.cooldown === undefined) return undefined;
+  return { failures: conf.cooldown.failures ?? 3, durationMs: (conf.cooldown.duration ?? 30) * 1000 };
+}
+
 function compile(conf: AiProxyMultiConfig, scope: PluginScope): AiPlan {
-  const instances = conf.instances.map((inst) => compileInstance(inst, conf, scope.upstreams!));
+  const instances = conf.instances.map((inst) => compileInstance(inst, conf, scope.upstreams!, scope.keep));
   return buildPlan(
     instances,
     conf,
     instanceBalancer(instances, conf.balancer),
     fallbackPolicy(conf),
     conf.balancer?.algorithm === "chash" ? conf.balancer.key : undefined,
+    cooldownPolicy(conf),
   );
 }
 

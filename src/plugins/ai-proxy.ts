@@ -30,7 +30,12 @@ function check(conf: AiProxyConfig): string | undefined {
 }
 
 function compile(conf: AiProxyConfig, scope: PluginScope): AiPlan {
-  const instance = compileInstance({ ...conf, name: `ai-proxy-${conf.provider}`, weight: 1 }, conf, scope.upstreams!);
+  const instance = compileInstance(
+    { ...conf, name: `ai-proxy-${conf.provider}`, weight: 1 },
+    conf,
+    scope.upstreams!,
+    scope.keep,
+  );
   return buildPlan([instance], conf, instanceBalancer([instance], undefined), undefined);
 }
 

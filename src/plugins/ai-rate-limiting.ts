@@ -5,7 +5,13 @@ import type { LlmUsage } from "../ai/usage.js";
 import type { PluginContext } from "../plugin-api/context.js";
 import type { Plugin, PluginScope, Reply } from "../plugin-api/plugin.js";
 import { ownerKey } from "../ratelimit/conf-version.js";
-import { type CounterResult, floor2, type MaybePromise, type RateLimitCounter } from "../ratelimit/counter.js";
+import {
+  type CounterResult,
+  floor2,
+  type MaybePromise,
+  type RateLimitCounter,
+  retryAfter,
+} from "../ratelimit/counter.js";
 import { LocalFixedWindowCounter } from "../ratelimit/local-fixed.js";
 import { type Quantity, quantity, quantityError, resolveQuantity } from "../ratelimit/quantity.js";
 import { RedisFixedWindowCounter } from "../ratelimit/redis-counters.js";
@@ -262,11 +268,14 @@ function headersOf(checked: Checked): Record<string, string> {
   };
 }
 
+/** The refusal, with Retry-After (Weir's, not APISIX's) at the window's end, when tokens come back. */
 function rejection(state: State, checked: Checked): Reply {
+  const headers = state.showHeaders ? headersOf(checked) : {};
+  headers["Retry-After"] = retryAfter(checked.result.resetSeconds);
   return {
     status: state.rejectedCode,
     body: state.rejectedMsg === undefined ? undefined : { error_msg: state.rejectedMsg },
-    headers: state.showHeaders ? headersOf(checked) : undefined,
+    headers,
   };
 }
 

@@ -2,7 +2,7 @@ import { type Static, Type } from "@sinclair/typebox";
 import type { PluginContext } from "../plugin-api/context.js";
 import type { Plugin, PluginScope, Reply } from "../plugin-api/plugin.js";
 import { confVersion } from "../ratelimit/conf-version.js";
-import { type CounterResult, floor2, type RateLimitCounter } from "../ratelimit/counter.js";
+import { type CounterResult, floor2, type RateLimitCounter, retryAfter } from "../ratelimit/counter.js";
 import { DelayedSyncCounter } from "../ratelimit/delayed-sync.js";
 import { LocalFixedWindowCounter } from "../ratelimit/local-fixed.js";
 import { LocalSlidingWindowCounter } from "../ratelimit/local-sliding.js";
@@ -287,7 +287,7 @@ function admitRule(state: State, ctx: PluginContext, rule: Rule, result: Counter
     ctx.setResponseHeader(rule.remainingHeader, result.allowed ? String(result.remaining) : "0");
     ctx.setResponseHeader(rule.resetHeader, String(floor2(result.resetSeconds)));
   }
-  return result.allowed ? undefined : state.rejection;
+  return result.allowed ? undefined : reject(state, ctx, result);
 }
 
 function admit(state: State, ctx: PluginContext, result: CounterResult, limit: number): Reply | undefined {
@@ -297,7 +297,16 @@ function admit(state: State, ctx: PluginContext, result: CounterResult, limit: n
     ctx.setResponseHeader("X-RateLimit-Remaining", result.allowed ? String(result.remaining) : "0");
     ctx.setResponseHeader("X-RateLimit-Reset", String(floor2(result.resetSeconds)));
   }
-  return result.allowed ? undefined : state.rejection;
+  return result.allowed ? undefined : reject(state, ctx, result);
+}
+
+/**
+ * The rejection, with Retry-After (Weir's; APISIX sends only X-RateLimit-Reset, and only with the quota
+ * headers): when the window gives budget back, so clients and SDKs that honour it wait exactly that long.
+ */
+function reject(state: State, ctx: PluginContext, result: CounterResult): Reply {
+  ctx.setResponseHeader("Retry-After", retryAfter(result.resetSeconds));
+  return state.rejection;
 }
 
 function destroy(state: State): void {

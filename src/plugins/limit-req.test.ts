@@ -29,6 +29,9 @@ function instance(conf: Record<string, unknown>, options: { maxKeys?: number } =
   return { state, clock, request, destroy: () => limitReq.destroy!(state) };
 }
 
+/** Weir adds Retry-After to rejections: 1/rate seconds always make room again (at least 1 s). */
+const RETRY_1S = { "Retry-After": "1" };
+
 test("schema: APISIX's defaults are filled in and bounds enforced", () => {
   const conf: Record<string, unknown> = { rate: 1, burst: 0, key: "remote_addr" };
   assert.equal(validatePluginConfig(limitReq, conf, "route"), undefined);
@@ -104,7 +107,7 @@ test("access: admitted, delayed (a promise that waits excess/rate), then rejecte
   const started = performance.now();
   const delayed = request();
   assert.ok(delayed instanceof Promise, "the second request waits");
-  assert.deepEqual(request(), { status: 503 }, "past burst: rejected, no body without rejected_msg");
+  assert.deepEqual(request(), { status: 503, headers: RETRY_1S }, "past burst: rejected, no body without rejected_msg");
   assert.equal(await delayed, undefined, "then it proceeds");
   assert.ok(performance.now() - started >= 45, "1000/20 = 50 ms");
   clock.now = 100; // two requests' worth leaked at 20/s
@@ -121,7 +124,7 @@ test("access: rejected_msg becomes {error_msg} and rejected_code the status", ()
     rejected_msg: "slow down",
   });
   assert.equal(request(), undefined);
-  assert.deepEqual(request(), { status: 429, body: { error_msg: "slow down" } } satisfies Reply);
+  assert.deepEqual(request(), { status: 429, body: { error_msg: "slow down" }, headers: RETRY_1S } satisfies Reply);
   destroy();
 });
 
@@ -130,7 +133,14 @@ test("access: nodelay lets delayed requests through at once, still counted", () 
   assert.equal(request(), undefined);
   assert.equal(request(), undefined, "would wait 1 s");
   assert.equal(request(), undefined, "would wait 2 s");
-  assert.deepEqual(request(), { status: 503 });
+  assert.deepEqual(request(), { status: 503, headers: RETRY_1S });
+  destroy();
+});
+
+test("a rejection's Retry-After is 1/rate rounded up: at 0.25 requests/s a client waits 4 s", () => {
+  const { request, destroy } = instance({ rate: 0.25, burst: 0, key: "remote_addr", rejected_code: 429 });
+  assert.equal(request(), undefined);
+  assert.deepEqual(request(), { status: 429, headers: { "Retry-After": "4" } });
   destroy();
 });
 
@@ -153,9 +163,13 @@ test("key: a variable, with the client address when it is unset or empty", () =>
   assert.equal(limitKey(state, client("")), "10.0.0.1");
   assert.equal(request(client("alice", "10.0.0.1")), undefined);
   assert.equal(request(client("bob", "10.0.0.1")), undefined, "another key, same address: own bucket");
-  assert.deepEqual(request(client("alice", "10.0.0.2")), { status: 503 }, "same key from elsewhere: same bucket");
+  assert.deepEqual(
+    request(client("alice", "10.0.0.2")),
+    { status: 503, headers: RETRY_1S },
+    "same key from elsewhere: same bucket",
+  );
   assert.equal(request(client(undefined, "10.0.0.3")), undefined);
-  assert.deepEqual(request(client(undefined, "10.0.0.3")), { status: 503 });
+  assert.deepEqual(request(client(undefined, "10.0.0.3")), { status: 503, headers: RETRY_1S });
   destroy();
 });
 
@@ -186,7 +200,7 @@ test("instances (route config revisions) never share buckets", () => {
   const first = instance({ rate: 1, burst: 0, key: "remote_addr" });
   const second = instance({ rate: 1, burst: 0, key: "remote_addr" });
   assert.equal(first.request(), undefined);
-  assert.deepEqual(first.request(), { status: 503 });
+  assert.deepEqual(first.request(), { status: 503, headers: RETRY_1S });
   assert.equal(second.request(), undefined, "a new revision starts afresh");
   first.destroy();
   second.destroy();

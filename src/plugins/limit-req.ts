@@ -3,7 +3,7 @@ import { type Static, Type } from "@sinclair/typebox";
 import type { PluginContext } from "../plugin-api/context.js";
 import type { Plugin, PluginScope, Reply } from "../plugin-api/plugin.js";
 import { ownerKey } from "../ratelimit/conf-version.js";
-import { monotonicEpochMs } from "../ratelimit/counter.js";
+import { monotonicEpochMs, retryAfter } from "../ratelimit/counter.js";
 import { type LeakyBucketStore, REJECTED } from "../ratelimit/leaky-bucket.js";
 import { LocalLeakyBucketStore, type LocalLeakyOptions } from "../ratelimit/local-leaky.js";
 import { RedisLeakyBucketStore } from "../ratelimit/redis-counters.js";
@@ -78,10 +78,18 @@ export function compileWith(conf: LimitReqConfig, scope: PluginScope, options: L
     keyTemplate: conf.key_type === "var_combination" ? compileVarTemplate(conf.key) : undefined,
     nodelay: conf.nodelay === true,
     allowDegradation: conf.allow_degradation === true,
-    // APISIX sends rejected_msg as {"error_msg": ...} and otherwise only the status.
-    rejection:
-      conf.rejected_msg === undefined ? { status: code } : { status: code, body: { error_msg: conf.rejected_msg } },
+    // APISIX sends rejected_msg as {"error_msg": ...} and otherwise only the status. Retry-After is Weir's:
+    // a request is rejected when its bucket would hold more than `burst`, and what it holds is never more
+    // than `burst` before the request adds its 1, so 1/rate seconds always make room for one more.
+    rejection: rejectionOf(conf, code),
   };
+}
+
+function rejectionOf(conf: LimitReqConfig, code: number): Reply {
+  const reply: Reply = { status: code };
+  if (conf.rejected_msg !== undefined) reply.body = { error_msg: conf.rejected_msg };
+  if (code >= 400) reply.headers = { "Retry-After": retryAfter(1 / conf.rate) };
+  return reply;
 }
 
 /** A store whose keys are prefixed with the budget's owner, so two routes never share a Redis bucket. */

@@ -92,6 +92,8 @@ export abstract class Attempt implements Dispatcher.DispatchHandler {
   protected openTunnel(_socket: Duplex, _headers: string[]): void {
     throw new Error("unexpected upgrade");
   }
+  /** The target answered `status` (before the retry decision): what it says about the target itself. */
+  protected answered(_status: number, _headers: IncomingHttpHeaders): void {}
   /** The request was handed to the pool: timers that run per attempt start here. */
   protected dispatched(): void {}
   /** The attempt is over, whichever way: timers stop here. */
@@ -213,6 +215,7 @@ export abstract class Attempt implements Dispatcher.DispatchHandler {
     const ctx = this.ctx;
     (ctx.upstreamStatuses ??= []).push(statusCode);
     this.upstream!.health?.report(this.node!.key, { kind: "status", status: statusCode });
+    this.answered(statusCode, headers);
     if (!this.finished && this.retryOnStatus(statusCode)) {
       // Drop this answer and try the next target; undici reports the abort through onResponseError.
       this.retrying = true;

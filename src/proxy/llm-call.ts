@@ -1,4 +1,7 @@
+import type { IncomingHttpHeaders } from "node:http";
 import type { Dispatcher } from "undici";
+import { type CutReason, cutEvent, errorBody, ResponsesTrail } from "../ai/client-errors.js";
+import { type CooldownReason, type InstanceCooldown, retryAfterSeconds } from "../ai/cooldown.js";
 import { buildUpstreamBody } from "../ai/outgoing.js";
 import type { AiInstance, AiRequest } from "../ai/plan.js";
 import { isJsonObject, type JsonObject } from "../ai/protocols.js";
@@ -7,7 +10,7 @@ import { type SseEvent, SseParser } from "../ai/sse.js";
 import { loadTokenizer, tokenizerReady } from "../ai/tokenizer.js";
 import { type StreamTranslation, type Translation, TranslationError, translationFor } from "../ai/translation.js";
 import { isHopByHopResponseHeader } from "../http/headers.js";
-import { Attempt, AttemptAborted, type Failure } from "./attempt.js";
+import { Attempt, AttemptAborted, type Failure, isTimeoutError } from "./attempt.js";
 import type { RequestContext } from "./context.js";
 import type { ResponseWriter } from "./response.js";
 import { aiUpstreamHeaders, aiUpstreamPath } from "./upstream-headers.js";
@@ -60,6 +63,12 @@ export class LlmCall extends Attempt {
   private activeSeries: CounterSeries | undefined = undefined;
   private ttft: number | undefined = undefined;
   private failureMessage = "AI instance unavailable";
+  /** Responses streams only: what a `response.failed` for a cut needs. */
+  private trail: ResponsesTrail | undefined = undefined;
+  /** What the last pick saw of instances sitting out: how many, the soonest end, whether all for 429s. */
+  private coolingCount = 0;
+  private coolingUntil = 0;
+  private coolingLimited = true;
 
   constructor(ctx: RequestContext, ai: AiRequest, writer: ResponseWriter, metrics: GatewayMetrics) {
     super(ctx, writer);
@@ -71,7 +80,8 @@ export class LlmCall extends Attempt {
 
   /**
    * The next instance: the balancer's choice among instances that speak (or can be translated to) the
-   * client's protocol, are not tried yet, not ruled out by rate limits, and healthy while any is.
+   * client's protocol, are not tried yet, not ruled out by rate limits, not sitting out, and healthy while
+   * any is. The sit-out check reads one field per instance and no clock while none sits out.
    */
   private pick(): AiInstance | undefined {
     const plan = this.ai.plan;
@@ -79,10 +89,18 @@ export class LlmCall extends Attempt {
     const skip = plan.fallback?.rateLimiting === true ? this.ai.skip : undefined;
     let unhealthy: string[] | undefined;
     let usable = 0;
+    let now = 0;
+    this.coolingCount = 0;
     for (const inst of plan.instances) {
       if (excluded?.has(inst.name)) continue;
       if (route(inst.provider, this.ai.protocol) === undefined || skip?.has(inst.name)) {
         (excluded ??= new Set()).add(inst.name);
+        continue;
+      }
+      const cooldown = inst.cooldown;
+      if (cooldown.until !== 0 && cooldown.coolingAt(now === 0 ? (now = performance.now()) : now)) {
+        (excluded ??= new Set()).add(inst.name);
+        this.noteCooling(cooldown);
         continue;
       }
       const health = inst.upstream.upstream.health;
@@ -92,6 +110,38 @@ export class LlmCall extends Attempt {
     // Unhealthy instances are left out while a healthy one remains (APISIX's rule for upstream nodes).
     if (unhealthy !== undefined && usable > 0) for (const name of unhealthy) (excluded ??= new Set()).add(name);
     return plan.balancer.pick(this.ctx, excluded);
+  }
+
+  private noteCooling(cooldown: InstanceCooldown): void {
+    if (this.coolingCount === 0) {
+      this.coolingUntil = cooldown.until;
+      this.coolingLimited = true;
+    } else if (cooldown.until < this.coolingUntil) this.coolingUntil = cooldown.until;
+    this.coolingCount++;
+    if (cooldown.reason !== "rate_limited") this.coolingLimited = false;
+  }
+
+  /**
+   * Every instance that could serve sits out: answer without asking any, in the client's dialect, with
+   * Retry-After at the soonest end. 429 when they all sit out for rate limits (the client should slow
+   * down), 503 otherwise (the pool is overloaded or failing).
+   */
+  private answerCooling(): void {
+    const status = this.coolingLimited ? 429 : 503;
+    const retryAfter = retryAfterSeconds(this.coolingUntil, performance.now());
+    const message = this.coolingLimited
+      ? `every AI instance is rate limited; retry after ${retryAfter} s`
+      : `every AI instance is cooling down; retry after ${retryAfter} s`;
+    this.writer.reply(this.ctx, {
+      status,
+      body: errorBody(this.ai.protocol, status, message),
+      headers: { "retry-after": retryAfter },
+    });
+  }
+
+  /** A sit-out of the current instance started: count it, per route and instance. */
+  private sitOutStarted(reason: CooldownReason | undefined): void {
+    if (reason !== undefined) this.metrics.instanceCooldown(this.ctx, this.instance!.name, reason);
   }
 
   // ---- attempts -----------------------------------------------------------------------------------------
@@ -107,7 +157,8 @@ export class LlmCall extends Attempt {
         if (noneSpeaks) {
           const provider = this.ai.plan.instances[0]?.provider.name ?? "";
           this.writer.error(ctx, 400, `provider ${provider} does not support the ${this.ai.protocol} protocol`);
-        } else this.writer.error(ctx, 503, "no AI instance is available");
+        } else if (this.coolingCount > 0) this.answerCooling();
+        else this.writer.error(ctx, 503, "no AI instance is available");
       } else this.account(undefined, () => this.writer.error(ctx, this.lastFailure.status, this.failureMessage));
       return undefined;
     }
@@ -184,6 +235,15 @@ export class LlmCall extends Attempt {
     return true;
   }
 
+  protected override answered(status: number, headers: IncomingHttpHeaders): void {
+    this.sitOutStarted(this.instance!.cooldown.answered(status, headers, this.ai.plan.cooldown, performance.now()));
+  }
+
+  /** The instance failed (unreachable, timed out, broke its stream): one more towards its sit-out. */
+  private instanceFailed(): void {
+    this.sitOutStarted(this.instance!.cooldown.failed(this.ai.plan.cooldown, performance.now()));
+  }
+
   protected retryOnStatus(status: number): boolean {
     if (status < 400 || !this.mayFallBack(status)) return false;
     this.lastFailure = { status, timeout: false };
@@ -194,6 +254,7 @@ export class LlmCall extends Attempt {
   protected retryOnFailure(failure: Failure, err: Error): boolean {
     const name = this.instance?.name;
     this.failureMessage = failure.timeout ? `AI instance ${name} timed out` : `AI instance ${name} is unreachable`;
+    if (this.instance !== undefined && !(err instanceof AttemptAborted)) this.instanceFailed();
     return !(err instanceof AttemptAborted) && this.mayFallBack(failure.status);
   }
 
@@ -217,6 +278,7 @@ export class LlmCall extends Attempt {
     if (this.streaming) {
       this.parser = new SseParser();
       this.streamTx = this.translation?.stream(this.ai.clientWantsUsage);
+      this.trail = this.ai.protocol === "openai-responses" ? new ResponsesTrail() : undefined;
       this.responseHeaders.push("content-type", contentType, "cache-control", "no-cache");
     }
   }
@@ -255,13 +317,15 @@ export class LlmCall extends Attempt {
 
   /** The answer started but broke (or hit a limit) before it was complete. */
   protected onBroken(err: Error): void {
-    const ctx = this.ctx;
+    const aborted = err instanceof AttemptAborted ? err.reason : undefined;
+    // Weir's own limits (max_stream_duration_ms, max_response_bytes) cut a working instance: no failure.
+    // A 5xx whose body broke was counted as a failure when it answered.
+    if (aborted === undefined && this.status < 500) this.instanceFailed();
     if (this.headSent) {
       // Tokens already reached the client: nothing can be retried, only this response cut.
-      if (this.settle()) this.account(undefined, () => this.writer.abort(ctx, err));
+      if (this.settle()) this.cut(err, aborted);
       return;
     }
-    const aborted = err instanceof AttemptAborted ? err.reason : undefined;
     const failure = aborted === "response-bytes" ? { status: 502, timeout: false } : this.failureAfterStart(err);
     this.lastFailure = failure;
     this.failureMessage =
@@ -275,6 +339,45 @@ export class LlmCall extends Attempt {
       return;
     }
     this.onGiveUp(failure);
+  }
+
+  /**
+   * Ends a stream that broke after tokens went out with the client protocol's own error event, then ends
+   * the response cleanly: the SDKs raise the error from the event (a reset socket would read as a network
+   * fault, and a `[DONE]` or closing event as a whole answer). Marked in `llm_stream_cut` and counted, so
+   * the log's 200 is not taken for a clean one.
+   */
+  private cut(err: Error, aborted: AttemptAborted["reason"] | undefined): void {
+    const ctx = this.ctx;
+    const name = this.instance!.name;
+    const reason: CutReason =
+      aborted === "stream-duration"
+        ? "max_stream_duration"
+        : aborted === "response-bytes"
+          ? "max_response_bytes"
+          : isTimeoutError(err)
+            ? "upstream_timeout"
+            : "upstream_broken";
+    const message =
+      aborted !== undefined
+        ? err.message
+        : reason === "upstream_timeout"
+          ? `AI instance ${name} timed out mid-stream`
+          : `AI instance ${name} broke the stream`;
+    ctx.setVar("llm_stream_cut", reason);
+    this.metrics.streamCut(ctx, name, reason);
+    const event = cutEvent(this.ai.protocol, reason, message, this.trail);
+    this.account(undefined, () => {
+      if (event === undefined) {
+        this.writer.abort(ctx, err);
+        return;
+      }
+      // Events completed before the break still go first; a half-received one is dropped.
+      this.out.push(Buffer.from(event));
+      this.writer.data(ctx, Buffer.concat(this.out));
+      this.out.length = 0;
+      this.writer.end(ctx);
+    });
   }
 
   protected onClientGone(): void {
@@ -295,6 +398,7 @@ export class LlmCall extends Attempt {
         // Not JSON: forwarded as it came, not counted.
       }
     }
+    if (this.trail !== undefined && parsed !== undefined) this.trail.see(parsed);
     let firstToken = false;
     if (this.meter!.onStreamEvent(event.event, parsed) && this.ttft === undefined) {
       this.ttft = performance.now() - this.ctx.startTime;

@@ -62,3 +62,11 @@ export function floor2(seconds: number): number {
   // Rounded to 1e-4 first so that binary noise (0.29 * 100 = 28.999…) does not cost a hundredth.
   return Math.floor(Math.round(seconds * 1e4) / 1e2) / 100;
 }
+
+/**
+ * A rejection's `Retry-After` (RFC 9110 §10.2.3, delay-seconds): the whole seconds until budget comes back,
+ * rounded up so a client that waits that long is let through, and at least 1 (0 invites a busy loop).
+ */
+export function retryAfter(seconds: number): string {
+  return String(Math.max(1, Math.ceil(seconds - 1e-9)));
+}

@@ -30,6 +30,15 @@ export function pluginUpstreamHealthKey(config: Readonly<Record<string, unknown>
   return `inline/${createHash("sha256").update(JSON.stringify(config)).digest("hex").slice(0, 24)}`;
 }
 
+/**
+ * State a plugin keeps across recompiles (an AI instance's sit-out): the same `identity` (the config of
+ * what the state is about, e.g. an instance's provider, endpoint, credentials and model) gets the same
+ * state while some snapshot uses it, whichever route or revision compiled it.
+ */
+export function pluginStateKey(kind: string, identity: unknown): string {
+  return `${kind}/${createHash("sha256").update(JSON.stringify(identity)).digest("hex").slice(0, 24)}`;
+}
+
 /** Plugin instances of the merged global rules; `rules` are those that configure plugins, in merge order. */
 export function globalRulesPluginsKey(rules: Iterable<{ readonly id: string; readonly revision: number }>): string {
   let key = "global";

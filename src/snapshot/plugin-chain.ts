@@ -12,7 +12,7 @@ import {
 import { compileVars } from "../router/vars.js";
 import type { VarSource } from "../vars/var-source.js";
 import type { HeldUpstream } from "./in-use.js";
-import { pluginInstanceKey } from "./keys.js";
+import { pluginInstanceKey, pluginStateKey } from "./keys.js";
 
 /** One configured plugin, compiled: what a phase runner needs and nothing else. */
 export interface PluginEntry {
@@ -54,6 +54,8 @@ export interface PluginInstance {
   state: unknown;
   /** The instance's inline upstreams: their pools stay open and checkers running while the instance lives. */
   upstreams: readonly HeldUpstream[];
+  /** What it asked `scope.keep` for, by key: kept alive for other compiles while the instance lives. */
+  kept: ReadonlyMap<string, unknown> | undefined;
 }
 
 /** Compiles an upstream inside a plugin config, with the key its health checker was acquired under. */
@@ -73,6 +75,9 @@ export interface InstanceServices {
 export class PluginInstanceCache {
   private previous: Map<string, PluginInstance>;
   private current = new Map<string, PluginInstance>();
+  /** `scope.keep` state by key: the previous snapshot's, and this one's (every instance's, reused or not). */
+  private previousKept: Map<string, unknown>;
+  private currentKept = new Map<string, unknown>();
 
   private readonly compileInline: InlineCompiler | undefined;
   private readonly prepare: PrepareConf | undefined;
@@ -80,6 +85,7 @@ export class PluginInstanceCache {
 
   constructor(previous?: PluginInstanceCache, services: InstanceServices = {}) {
     this.previous = previous?.current ?? new Map();
+    this.previousKept = previous?.currentKept ?? new Map();
     this.compileInline = services.compileInline;
     this.prepare = services.prepare;
     this.metrics = services.metrics;
@@ -97,6 +103,15 @@ export class PluginInstanceCache {
       const err = validatePluginConfig(plugin, checked, "route");
       if (err !== undefined) throw new Error(err);
       const held: HeldUpstream[] = [];
+      let kept: Map<string, unknown> | undefined;
+      const keep = <T>(kind: string, identity: unknown, create: () => T): T => {
+        const stateKey = pluginStateKey(kind, identity);
+        let state = (this.currentKept.get(stateKey) ?? this.previousKept.get(stateKey)) as T | undefined;
+        if (state === undefined) state = create();
+        this.currentKept.set(stateKey, state);
+        (kept ??= new Map()).set(stateKey, state);
+        return state;
+      };
       const compileInline = this.compileInline;
       const upstreams: UpstreamResolver = {
         byId: (id) => ({ kind: "id", id }),
@@ -107,11 +122,13 @@ export class PluginInstanceCache {
           return { kind: "compiled", upstream: inline.upstream };
         },
       };
-      inst = {
-        plugin,
-        state: plugin.compile ? plugin.compile(checked, { ...scope, upstreams, metrics: this.metrics }) : checked,
-        upstreams: held,
-      };
+      const state = plugin.compile
+        ? plugin.compile(checked, { ...scope, upstreams, metrics: this.metrics, keep })
+        : checked;
+      inst = { plugin, state, upstreams: held, kept };
+    } else if (inst.kept !== undefined) {
+      // A reused instance compiled nothing, but its kept state must stay findable by the next compile.
+      for (const [stateKey, state] of inst.kept) this.currentKept.set(stateKey, state);
     }
     this.current.set(key, inst);
     return inst;
